@@ -1,0 +1,24 @@
+/* tinyhil builtin engine: FULLY_CONNECTED, int8 (TFLM reference arithmetic). */
+#ifndef TH_FULLY_CONNECTED_H
+#define TH_FULLY_CONNECTED_H
+
+#include "th_nn_common.h"
+
+typedef struct {
+    int32_t batches;       /* input elements / accum_depth */
+    int32_t accum_depth;   /* filter shape[1] */
+    int32_t out_depth;     /* filter shape[0] */
+    int32_t input_offset;  /* -input zero point */
+    int32_t filter_offset; /* -filter zero point (0 for symmetric weights) */
+    int32_t output_offset; /* output zero point */
+    int32_t act_min;
+    int32_t act_max;
+    const int32_t *mult;   /* one per output channel (per-tensor: repeated) */
+    const int32_t *shift;
+} th_fc_params;
+
+/* bias may be NULL. */
+th_status th_fully_connected_s8(const th_fc_params *p, const int8_t *input, const int8_t *filter,
+                                const int32_t *bias, int8_t *output);
+
+#endif /* TH_FULLY_CONNECTED_H */

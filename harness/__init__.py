@@ -1,0 +1,3 @@
+"""tinyhil: benchmark TinyML models on microcontrollers."""
+
+__version__ = "0.1.0"

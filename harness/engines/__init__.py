@@ -1,0 +1,1 @@
+"""Inference engines: each turns a Model into C sources for a firmware."""

@@ -1,0 +1,41 @@
+"""FULLY_CONNECTED lowering (TFLM fully_connected_common.cc)."""
+
+from harness.engines.builtin import quant
+from harness.engines.builtin.lowering import LowerContext, lowering
+
+
+@lowering("FULLY_CONNECTED")
+def fully_connected(ctx: LowerContext) -> str:
+    inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
+    ctx.require_int8(inp, filt, out)
+    opts = ctx.op.options
+    ctx.require(filt.is_const, "weights must be a constant tensor")
+    ctx.require(len(filt.shape) == 2, f"weights must be 2-D, got {filt.shape}")
+    ctx.require(opts.get("weights_format", 0) == 0, "only the DEFAULT weights format is supported")
+    ctx.require(bias is None or (bias.is_const and bias.dtype == "int32"), "bias must be constant int32")
+    out_depth, depth = filt.shape
+    ctx.require(inp.num_elements % depth == 0,
+                f"input of {inp.num_elements} elements is not a multiple of depth {depth}")
+    fq = quant.require_quant(filt)
+    if fq.per_channel:
+        ctx.require(len(fq.scales) == out_depth, "per-channel scales must match output depth")
+        mults, shifts = quant.per_channel_multipliers(inp, filt, out, out_depth)
+    else:
+        m, s = quant.per_tensor_fc_multiplier(inp, filt, out)
+        mults, shifts = [m] * out_depth, [s] * out_depth
+    act_min, act_max = quant.activation_range(opts.get("fused_activation_function", "NONE"), out)
+    ctx.include("th_fully_connected.h")
+    p = ctx.params("th_fc_params", {
+        "batches": inp.num_elements // depth,
+        "accum_depth": depth,
+        "out_depth": out_depth,
+        "input_offset": -quant.require_quant(inp).zero_point,
+        "filter_offset": -fq.zero_point,
+        "output_offset": quant.require_quant(out).zero_point,
+        "act_min": act_min,
+        "act_max": act_max,
+        "mult": ctx.array("mult", "int32_t", mults),
+        "shift": ctx.array("shift", "int32_t", shifts),
+    })
+    return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")

@@ -1,0 +1,167 @@
+"""Static arena planning from tensor lifetimes.
+
+Every non-constant tensor gets an offset in one static arena. Two tensors may
+overlap in memory only when their lifetimes (first op writing, last op
+reading, inclusive) do not overlap. Beyond TFLM's greedy planner, two things
+make the arena smaller:
+
+* aliases: RESHAPE outputs share their input's buffer (no copy, no kernel);
+* in-place ops: an element-wise op may write its output over an input that
+  dies at that op.
+
+The placement is TFLM's greedy first-fit, tried over several orderings; the
+smallest arena wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.model import Model
+
+ALIGN = 16  # TFLM's kBufferAlignment; also keeps int32 scratch aligned.
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One arena buffer: a group of tensors sharing memory."""
+
+    root: int  # representative tensor index
+    size: int  # bytes (aligned)
+    first: int  # op index that first writes it (0 for graph inputs)
+    last: int  # op index that last reads it
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where each non-constant tensor lives."""
+
+    arena_bytes: int
+    offsets: dict[int, int]  # tensor index -> byte offset in the arena
+    const_alias: dict[int, int]  # tensor index -> constant tensor it reinterprets
+    buffers: tuple[Buffer, ...]
+
+
+def _overlap(a: Buffer, b: Buffer) -> bool:
+    return a.first <= b.last and b.first <= a.last
+
+
+def _place(buffers: list[Buffer], order: list[Buffer]) -> tuple[int, dict[int, int]]:
+    """TFLM GreedyMemoryPlanner: first gap among time-overlapping placed buffers."""
+    placed: list[tuple[int, Buffer]] = []
+    offsets: dict[int, int] = {}
+    for buf in order:
+        live = sorted(((off, b) for off, b in placed if _overlap(b, buf)), key=lambda p: p[0])
+        candidate = 0
+        for off, b in live:
+            if off >= candidate + buf.size:
+                break
+            candidate = max(candidate, off + b.size)
+        offsets[buf.root] = candidate
+        placed.append((candidate, buf))
+    total = max((off + b.size for off, b in placed), default=0)
+    return total, offsets
+
+
+_ORDERINGS: tuple[Callable[[Buffer], tuple[int, ...]], ...] = (
+    lambda b: (-b.size, b.first),  # TFLM's order
+    lambda b: (-b.size, -(b.last - b.first)),
+    lambda b: (-(b.last - b.first + 1) * b.size, -b.size),
+    lambda b: (b.first, -b.size),
+    lambda b: (-(b.last - b.first), -b.size),
+)
+
+
+def plan_arena(
+    model: Model,
+    alias_ops: frozenset[str],
+    inplace: dict[str, tuple[int, ...]],
+) -> Plan:
+    """Plan the arena for ``model``.
+
+    Args:
+        alias_ops: op names whose output is input 0 reinterpreted.
+        inplace: op name -> input positions the output may overwrite.
+    """
+    tensors = model.tensors
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while i in parent:
+            i = parent[i]
+        return i
+
+    const_alias: dict[int, int] = {}
+    for op in model.operators:
+        if op.name in alias_ops and op.inputs and op.outputs:
+            src = root(op.inputs[0])
+            if tensors[src].is_const:
+                const_alias[op.outputs[0]] = src
+            else:
+                parent[op.outputs[0]] = src
+
+    n_ops = len(model.operators)
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    size: dict[int, int] = {}
+
+    def touch(i: int, k: int, writes: bool) -> None:
+        r = root(i)
+        if tensors[r].is_const or i in const_alias:
+            return
+        size[r] = max(size.get(r, 0), _align(tensors[i].nbytes))
+        if writes:
+            first[r] = min(first.get(r, k), k)
+        last[r] = max(last.get(r, k), k)
+        first.setdefault(r, k)
+
+    for i in model.inputs:
+        touch(i, 0, True)
+    for op in model.operators:
+        for i in op.inputs:
+            if i >= 0:
+                touch(i, op.index, False)
+        for i in op.outputs:
+            touch(i, op.index, True)
+    for i in model.outputs:
+        touch(i, n_ops - 1 if n_ops else 0, False)
+
+    # In-place: merge an op's output into an input that dies here.
+    graph_outputs = {root(i) for i in model.outputs}
+    for op in model.operators:
+        for pos in inplace.get(op.name, ()):
+            if pos >= len(op.inputs) or op.inputs[pos] < 0 or not op.outputs:
+                continue
+            src, dst = root(op.inputs[pos]), root(op.outputs[0])
+            if src == dst or src not in size or dst not in size or src in graph_outputs:
+                continue
+            if last[src] != op.index or first[dst] != op.index:
+                continue
+            if tensors[op.inputs[pos]].nbytes != tensors[op.outputs[0]].nbytes:
+                continue
+            parent[dst] = src
+            size[src] = max(size[src], size.pop(dst))
+            last[src] = max(last[src], last.pop(dst))
+            first.pop(dst)
+            break
+
+    buffers = [Buffer(r, size[r], first[r], last[r]) for r in sorted(size)]
+    best: tuple[int, dict[int, int]] | None = None
+    for key in _ORDERINGS:
+        result = _place(buffers, sorted(buffers, key=key))
+        if best is None or result[0] < best[0]:
+            best = result
+    total, root_offsets = best if best is not None else (0, {})
+
+    offsets: dict[int, int] = {}
+    for op_tensors in ([*model.inputs, *model.outputs],
+                       *[[*op.inputs, *op.outputs] for op in model.operators]):
+        for i in op_tensors:
+            if i >= 0 and root(i) in root_offsets:
+                offsets[i] = root_offsets[root(i)]
+    return Plan(total, offsets, const_alias, tuple(buffers))

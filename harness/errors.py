@@ -1,0 +1,55 @@
+"""One error root for everything a user can get wrong or a tool can fail at.
+
+The CLI prints ``str(error)`` on one line and exits 1 (``--debug`` adds the
+traceback); messages therefore name the object, the value and the fix.
+"""
+
+
+class TinyhilError(Exception):
+    """Root of all errors tinyhil reports to a user."""
+
+
+class ModelError(TinyhilError):
+    """A .tflite file that cannot be read or is outside what tinyhil supports."""
+
+
+class UnsupportedOpError(ModelError):
+    """An operator an engine does not implement; raised before anything compiles."""
+
+    def __init__(self, model: str, op_index: int, op_name: str, engine: str, why: str = "") -> None:
+        self.model = model
+        self.op_index = op_index
+        self.op_name = op_name
+        self.engine = engine
+        detail = f": {why}" if why else ""
+        super().__init__(
+            f"{model}: operator #{op_index} {op_name} is not supported by the "
+            f"'{engine}' engine{detail}"
+        )
+
+
+class BuildError(TinyhilError):
+    """A compiler or linker failed; carries the command and the tail of stderr."""
+
+    def __init__(self, message: str, command: list[str] | None = None, stderr: str = "") -> None:
+        self.command = command or []
+        self.stderr = stderr
+        tail = "\n".join(stderr.strip().splitlines()[-20:])
+        text = message
+        if command:
+            text += f"\n  command: {' '.join(command)}"
+        if tail:
+            text += f"\n  stderr (last lines):\n{tail}"
+        super().__init__(text)
+
+
+class ToolMissingError(TinyhilError):
+    """A system tool is not installed; the message gives the install command."""
+
+
+class DatasetError(TinyhilError):
+    """A dataset directory or file that cannot be used as model input."""
+
+
+class CheckFailed(TinyhilError):
+    """An engine's outputs differ from the reference interpreter's."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: where ../shared lives, and a bit-exactness helper."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.datasets import random_samples
+from harness.engines.builtin.check import CheckResult, check_model
+from harness.model import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYHIL_SHARED", REPO.parent / "shared"))
+MODELS = SHARED / "models" / "mlperf_tiny"
+DATASETS = SHARED / "datasets"
+
+
+@pytest.fixture
+def shared_models() -> Path:
+    if not MODELS.is_dir():
+        pytest.skip(f"MLPerf Tiny models not found at {MODELS} (set TINYHIL_SHARED)")
+    return MODELS
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not DATASETS.is_dir():
+        pytest.skip(f"datasets not found at {DATASETS} (set TINYHIL_SHARED)")
+    return DATASETS
+
+
+def check_synthetic(raw: bytes, tmp_path: Path, name: str = "synth", count: int = 8, seed: int = 0) -> CheckResult:
+    """Write ``raw`` as a .tflite, run it through the builtin engine and TFLM, assert equality."""
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(raw)
+    model = load_model(path)
+    result = check_model(model, random_samples(model, count, seed))
+    assert result.ok, f"{name}: max abs diff {result.max_abs_diff} on {result.mismatched_samples[:5]}"
+    return result

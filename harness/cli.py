@@ -15,6 +15,8 @@ from harness import __version__
 from harness.errors import CheckFailed, TinyhilError
 
 console = Console()
+if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -55,13 +57,13 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
             progress.remove_task(task)
 
     table = Table(title="builtin engine vs TFLM interpreter (host)")
-    for col in ("model", "ops", "MACs", "inputs", "arena B", "TFLM arena B (planned/total)",
+    for col in ("model", "ops", "MACs", "inputs", "arena B", "TFLM planned B", "TFLM total B",
                 "weights B", "max abs diff", "time s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
         diff = f"[green]{r.max_abs_diff}[/]" if r.ok else f"[red]{r.max_abs_diff}[/]"
         table.add_row(r.model, str(r.ops), f"{r.macs:,}", str(r.samples), f"{r.arena_bytes:,}",
-                      f"{r.tflm_arena.head:,} / {r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
+                      f"{r.tflm_arena.head:,}", f"{r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
                       diff, f"{r.seconds:.1f}")
     console.print(table)
     failed = [r for r in results if not r.ok]
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except TinyhilError as e:
         if args.debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         code = 1
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")

@@ -132,13 +132,14 @@ def plan_arena(
         touch(i, n_ops - 1 if n_ops else 0, False)
 
     # In-place: merge an op's output into an input that dies here.
-    graph_outputs = {root(i) for i in model.outputs}
     for op in model.operators:
         for pos in inplace.get(op.name, ()):
             if pos >= len(op.inputs) or op.inputs[pos] < 0 or not op.outputs:
                 continue
             src, dst = root(op.inputs[pos]), root(op.outputs[0])
-            if src == dst or src not in size or dst not in size or src in graph_outputs:
+            if src == dst or src not in size or dst not in size:
+                continue
+            if any(root(o) == src for o in model.outputs):  # must survive invoke
                 continue
             if last[src] != op.index or first[dst] != op.index:
                 continue

@@ -1,0 +1,163 @@
+"""CONV_2D and DEPTHWISE_CONV_2D lowerings (TFLM conv_common.cc, depthwise_conv_common.cc).
+
+Everything TFLM computes in Prepare is computed here: the output size and the
+padding (``padding.h``), one (multiplier, shift) pair per output channel
+(``PopulateConvolutionQuantizationParams``) and the activation clamp. The
+kernels then run TFLM's per-channel reference arithmetic on integers only.
+"""
+
+from __future__ import annotations
+
+from harness.engines.builtin import quant
+from harness.engines.builtin.lowering import LowerContext, lowering
+from harness.model import Tensor
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """C integer division (rounds toward zero), for b > 0."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def effective_filter_size(filter_size: int, dilation: int) -> int:
+    return (filter_size - 1) * dilation + 1
+
+
+def compute_out_size(padding: str, image: int, filter_size: int, stride: int, dilation: int) -> int | None:
+    """ComputeOutSizeChecked: the output extent along one axis, None when TFLM errors."""
+    if padding not in ("SAME", "VALID") or image < 0 or filter_size <= 0 or stride <= 0 or dilation <= 0:
+        return None
+    if padding == "SAME":
+        value = _trunc_div(image + stride - 1, stride)
+    else:
+        value = _trunc_div(image + stride - effective_filter_size(filter_size, dilation), stride)
+    return None if value < 0 else value
+
+
+def compute_padding(stride: int, dilation: int, image: int, filter_size: int, out_size: int) -> int:
+    """ComputePaddingWithOffset: padding before the first element (the odd one goes after)."""
+    total = (out_size - 1) * stride + effective_filter_size(filter_size, dilation) - image
+    return max(total, 0) // 2
+
+
+def _geometry(ctx: LowerContext, inp: Tensor, filt: Tensor, out: Tensor) -> dict[str, int]:
+    """Output size and padding exactly as ComputePaddingHeightWidth, plus strides/dilation."""
+    opts = ctx.op.options
+    padding = opts.get("padding", "SAME")
+    stride_h, stride_w = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
+    dil_h = int(opts.get("dilation_h_factor", 1))
+    dil_w = int(opts.get("dilation_w_factor", 1))
+    ctx.require(padding in ("SAME", "VALID"), f"padding {padding!r} is not SAME or VALID")
+    ctx.require(stride_h > 0 and stride_w > 0, f"strides must be positive, got {stride_h}x{stride_w}")
+    ctx.require(dil_h > 0 and dil_w > 0, f"dilation factors must be positive, got {dil_h}x{dil_w}")
+    _, in_h, in_w, _ = inp.shape
+    _, k_h, k_w, _ = filt.shape
+    out_h = compute_out_size(padding, in_h, k_h, stride_h, dil_h)
+    out_w = compute_out_size(padding, in_w, k_w, stride_w, dil_w)
+    ctx.require(out_h is not None and out_w is not None and out_h > 0 and out_w > 0,
+                f"{padding} padding of a {in_h}x{in_w} input by a {k_h}x{k_w} filter "
+                f"(stride {stride_h}x{stride_w}, dilation {dil_h}x{dil_w}) leaves no output")
+    assert out_h is not None and out_w is not None
+    ctx.require(tuple(out.shape[1:3]) == (out_h, out_w),
+                f"output tensor is {out.shape[1]}x{out.shape[2]} but {padding} padding "
+                f"gives {out_h}x{out_w}")
+    return {
+        "in_h": in_h, "in_w": in_w,
+        "out_h": out_h, "out_w": out_w,
+        "k_h": k_h, "k_w": k_w,
+        "stride_h": stride_h, "stride_w": stride_w,
+        "dil_h": dil_h, "dil_w": dil_w,
+        "pad_h": compute_padding(stride_h, dil_h, in_h, k_h, out_h),
+        "pad_w": compute_padding(stride_w, dil_w, in_w, k_w, out_w),
+    }
+
+
+def _check_tensors(ctx: LowerContext, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor) -> None:
+    ctx.require(filt.dtype == "int8",
+                f"weights '{filt.name}' are {filt.dtype}; only int8 weights are supported")
+    ctx.require_int8(inp, filt, out)
+    ctx.require(filt.is_const, f"weights '{filt.name}' must be a constant tensor")
+    for t, what in ((inp, "input"), (filt, "weights"), (out, "output")):
+        ctx.require(len(t.shape) == 4, f"{what} '{t.name}' must be 4-D (NHWC), got shape {t.shape}")
+    ctx.require(out.shape[0] == inp.shape[0],
+                f"output batch {out.shape[0]} differs from input batch {inp.shape[0]}")
+    for t, what in ((inp, "input"), (out, "output")):
+        q = quant.require_quant(t)
+        ctx.require(not q.per_channel, f"{what} '{t.name}' must be quantized per tensor")
+    fq = quant.require_quant(filt)
+    ctx.require(all(z == 0 for z in fq.zero_points),
+                f"weights '{filt.name}' have a nonzero zero point; int8 weights must be symmetric")
+    if bias is not None:
+        ctx.require(bias.dtype == "int32", f"bias '{bias.name}' is {bias.dtype}; the kernel takes int32")
+        ctx.require(bias.is_const, f"bias '{bias.name}' must be a constant tensor")
+
+
+def _quant_params(ctx: LowerContext, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor,
+                  channels: int, axis: int) -> dict[str, int | str]:
+    """Per-channel multipliers (a per-tensor scale is broadcast), offsets and clamp."""
+    fq = quant.require_quant(filt)
+    if fq.per_channel:
+        ctx.require(len(fq.scales) == channels,
+                    f"weights have {len(fq.scales)} scales for {channels} output channels")
+        ctx.require(fq.axis == axis, f"weights are quantized along axis {fq.axis}, expected {axis}")
+    if bias is not None:
+        ctx.require(bias.num_elements == channels,
+                    f"bias has {bias.num_elements} elements for {channels} output channels")
+    mults, shifts = quant.per_channel_multipliers(inp, filt, out, channels)
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    try:
+        act_min, act_max = quant.activation_range(act, out)
+    except ValueError as e:
+        raise ctx.unsupported(str(e)) from None
+    return {
+        "input_offset": -quant.require_quant(inp).zero_point,
+        "output_offset": quant.require_quant(out).zero_point,
+        "act_min": act_min,
+        "act_max": act_max,
+        "mult": ctx.array("mult", "int32_t", mults),
+        "shift": ctx.array("shift", "int32_t", shifts),
+    }
+
+
+def _emit(ctx: LowerContext, fn: str, fields: dict[str, int | str],
+          inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor) -> str:
+    ctx.include("th_conv.h")
+    p = ctx.params("th_conv_params", fields)
+    return (f"{fn}({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+
+
+@lowering("CONV_2D")
+def conv_2d(ctx: LowerContext) -> str:
+    inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
+    _check_tensors(ctx, inp, filt, bias, out)
+    batches, _, _, in_c = inp.shape
+    out_c, _, _, filt_c = filt.shape
+    ctx.require(filt_c == in_c,
+                f"grouped convolution (weights take {filt_c} input channels, the input has {in_c}) "
+                "is not supported")
+    ctx.require(out.shape[3] == out_c, f"output has {out.shape[3]} channels, weights give {out_c}")
+    geo = _geometry(ctx, inp, filt, out)
+    q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=0)
+    fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
+                                    "depth_multiplier": 1, **q}
+    return _emit(ctx, "th_conv2d_s8", fields, inp, filt, bias, out)
+
+
+@lowering("DEPTHWISE_CONV_2D")
+def depthwise_conv_2d(ctx: LowerContext) -> str:
+    inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
+    _check_tensors(ctx, inp, filt, bias, out)
+    batches, _, _, in_c = inp.shape
+    one, _, _, out_c = filt.shape
+    ctx.require(one == 1, f"depthwise weights must have shape [1, h, w, c], got {filt.shape}")
+    ctx.require(out.shape[3] == out_c, f"output has {out.shape[3]} channels, weights give {out_c}")
+    dm = int(ctx.op.options.get("depth_multiplier", 0))
+    ctx.require(dm > 0 and in_c * dm == out_c,
+                f"depth_multiplier {dm} with {in_c} input channels does not give "
+                f"the weights' {out_c} output channels")
+    geo = _geometry(ctx, inp, filt, out)
+    q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=3)
+    fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
+                                    "depth_multiplier": dm, **q}
+    return _emit(ctx, "th_depthwise_conv2d_s8", fields, inp, filt, bias, out)

@@ -104,3 +104,81 @@ def require_quant(t: Tensor) -> Quantization:
     if t.quant is None:
         raise ValueError(f"tensor '{t.name}' has no quantization parameters")
     return t.quant
+
+
+def add_params(in1: Tensor, in2: Tensor, out: Tensor, left_shift: int = 20) -> dict[str, int]:
+    """CalculateOpDataAdd (add_common.cc), int8 path.
+
+    Each input is brought to twice the larger input scale (multipliers below
+    one), summed with ``left_shift`` bits of headroom, then rescaled to the
+    output. The scales are widened to double before any arithmetic; only the
+    max() compares the float32 values.
+    """
+    s1, s2, so = require_quant(in1).scale, require_quant(in2).scale, require_quant(out).scale
+    twice_max = 2 * max(s1, s2)  # the scales are float32 values held exactly
+    m1, sh1 = quantize_multiplier_smaller_than_one(s1 / twice_max)
+    m2, sh2 = quantize_multiplier_smaller_than_one(s2 / twice_max)
+    mo, sho = quantize_multiplier_smaller_than_one(twice_max / ((1 << left_shift) * so))
+    return {
+        "left_shift": left_shift,
+        "input1_offset": -require_quant(in1).zero_point,
+        "input2_offset": -require_quant(in2).zero_point,
+        "output_offset": require_quant(out).zero_point,
+        "input1_multiplier": m1, "input1_shift": sh1,
+        "input2_multiplier": m2, "input2_shift": sh2,
+        "output_multiplier": mo, "output_shift": sho,
+    }
+
+
+def mul_multiplier(in1: Tensor, in2: Tensor, out: Tensor) -> tuple[int, int]:
+    """CalculateOpDataMul (mul_common.cc): double product, then QuantizeMultiplier."""
+    s1, s2, so = require_quant(in1).scale, require_quant(in2).scale, require_quant(out).scale
+    return quantize_multiplier(s1 * s2 / so)
+
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
+
+
+def preprocess_softmax_scaling(beta: float, input_scale: float,
+                               input_integer_bits: int) -> tuple[int, int]:
+    """PreprocessSoftmaxScaling (quantization_util.cc, double-rounding build).
+
+    beta * scale, placed in Q(input_integer_bits).(31 - input_integer_bits)
+    and capped at 2^31 - 1, becomes a multiplier greater than one.
+    """
+    max_real = float((1 << 31) - 1)
+    real = min(beta * input_scale * (1 << (31 - input_integer_bits)), max_real)
+    if not real > 1.0:
+        raise ValueError(f"softmax beta * input scale ({beta} * {input_scale}) is too small")
+    return quantize_multiplier_greater_than_one(real)
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
+                           total_signed_bits: int = 31) -> int:
+    """CalculateInputRadius: the largest |input diff| whose rescaled value fits."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1)
+                          * (1 << (total_signed_bits - input_integer_bits))
+                          / (1 << input_left_shift))
+    return int(math.floor(max_input_rescaled))
+
+
+def rescale_multiplier(inp: Tensor, out: Tensor) -> tuple[int, int]:
+    """QuantizeMultiplier(double(in_scale) / double(out_scale)).
+
+    The rescale that TFLM's QUANTIZE (int8 -> int8 requantize) and MEAN
+    Prepare compute: both scales widened to double before the division.
+    """
+    return quantize_multiplier(require_quant(inp).scale / require_quant(out).scale)
+
+
+def mean_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """Fold 1/count into a rescale, as TFLM's QuantizedMeanOrSum does at Eval.
+
+    ``s = floor(log2(count))``, clamped to 32 and to ``31 + shift``; the
+    multiplier becomes the int64 quotient ``(multiplier << s) // count``
+    (truncating; both positive) and the shift drops by ``s``.
+    """
+    if count <= 0:
+        raise ValueError(f"mean over {count} elements")
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    return int((multiplier << s) // count), shift - s

@@ -32,7 +32,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_engine_check(args: argparse.Namespace) -> int:
     """Compile the builtin engine's C for the host and compare with TFLM byte for byte."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
     from harness.datasets import load_dataset, random_samples
     from harness.engines.builtin.check import CheckResult, check_model
@@ -49,7 +49,7 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
                 samples = random_samples(model, args.count, args.seed)
             task = progress.add_task(f"{model.name}: starting")
 
-            def note(msg: str, task: int = task, name: str = model.name) -> None:
+            def note(msg: str, task: TaskID = task, name: str = model.name) -> None:
                 progress.update(task, description=f"{name}: {msg}")
 
             workdir = Path(args.keep) / model.name if args.keep else None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DatasetError
-from harness.model import Tensor
+from harness.model import Model, Tensor
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,20 @@ def random_samples(model: Model, count: int, seed: int = 0) -> list[Sample]:
 def _random_tensor(rng: np.random.Generator, t: Tensor) -> np.ndarray:
     if t.dtype in ("int8", "uint8", "int16"):
         info = np.iinfo(t.numpy_dtype)
-        return rng.integers(info.min, info.max + 1, size=t.shape, dtype=np.int64).astype(t.numpy_dtype)
+        values: np.ndarray = rng.integers(info.min, info.max + 1, size=t.shape, dtype=np.int64)
+        return values.astype(t.numpy_dtype)
     if t.dtype == "float32":
         return rng.uniform(-4.0, 4.0, size=t.shape).astype(np.float32)
     raise DatasetError(f"cannot make random input for tensor '{t.name}' of type {t.dtype}")
 
 
 def quantize_input(values: np.ndarray, t: Tensor) -> np.ndarray:
-    """Float features -> the model's int8 input, as the MLPerf Tiny runner does."""
+    """Float features -> the model's int8 input: round to nearest, add zero point, clamp."""
     if t.quant is None:
         raise DatasetError(f"input '{t.name}' is {t.dtype} without quantization: cannot quantize float data")
     q = np.round(values.astype(np.float32) / np.float32(t.quant.scale)) + t.quant.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    out: np.ndarray = np.clip(q, -128, 127).astype(np.int8)
+    return out
 
 
 def load_dataset(directory: str | Path, model: Model, limit: int | None = None) -> list[Sample]:

@@ -103,9 +103,9 @@ def generate(model: Model) -> GeneratedModel:
         call = spec.lower(ctx)
         decls.extend(ctx.decls)
         headers |= ctx.headers
-        outs = ", ".join(model.tensors[i].name for i in op.outputs)
+        produced = ", ".join(model.tensors[i].name for i in op.outputs)
         calls.append(
-            f"    /* #{op.index} {op.name} -> {outs} */\n"
+            f"    /* #{op.index} {op.name} -> {produced} */\n"
             f"    TH_LAYER_BEGIN({op.index});\n"
             f"    st = {call};\n"
             f"    TH_LAYER_END({op.index});\n"

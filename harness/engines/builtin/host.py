@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -27,17 +30,50 @@ def find_host_cc() -> str:
     raise ToolMissingError("no host C compiler (gcc) on PATH: install it with `apt-get install gcc`")
 
 
+def cache_dir() -> Path:
+    """Where compiled artifacts are kept between runs (``TINYHIL_CACHE`` overrides)."""
+    base = os.environ.get("TINYHIL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tinyhil")
+    return Path(base)
+
+
+def _run_cc(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise BuildError(f"host build of {what} failed", cmd, proc.stderr)
+
+
+def _kernel_objects(compiler: str, kernels: list[Path], kernel_dir: Path) -> list[Path]:
+    """Compile the kernel library once per (compiler, flags, sources); reuse after."""
+    h = hashlib.sha256()
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    h.update("\0".join([compiler, version, *HOST_CFLAGS]).encode())
+    for path in sorted([*kernels, *kernel_dir.glob("*.h")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    out = cache_dir() / "host-kernels" / h.hexdigest()[:24]
+    objects = [out / (k.stem + ".o") for k in kernels]
+    if all(o.exists() for o in objects):
+        return objects
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        for src, obj in zip(kernels, objects):
+            tmp_obj = Path(tmp) / obj.name
+            _run_cc([compiler, *HOST_CFLAGS, f"-I{kernel_dir}", "-c", str(src), "-o", str(tmp_obj)],
+                    f"kernel {src.name}")
+            os.replace(tmp_obj, obj)  # atomic: a concurrent build sees all or nothing
+    return objects
+
+
 def build_host(gen: GeneratedModel, workdir: Path, cc: str | None = None) -> Path:
     """Write the generated sources into ``workdir`` and link a host executable."""
     compiler = cc or find_host_cc()
     generated = gen.write(workdir)
     exe = workdir / "th_host"
-    sources = [str(p) for p in generated if p.suffix == ".c"]
-    sources += [str(p) for p in gen.kernel_sources()] + [str(HOST_MAIN)]
-    cmd = [compiler, *HOST_CFLAGS, f"-I{workdir}", f"-I{gen.kernel_dir}", *sources, "-o", str(exe)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or proc.stderr.strip():
-        raise BuildError(f"host build of {gen.model.path} failed", cmd, proc.stderr)
+    sources = [str(p) for p in generated if p.suffix == ".c"] + [str(HOST_MAIN)]
+    objects = [str(o) for o in _kernel_objects(compiler, gen.kernel_sources(), gen.kernel_dir)]
+    cmd = [compiler, *HOST_CFLAGS, f"-I{workdir}", f"-I{gen.kernel_dir}", *sources, *objects,
+           "-o", str(exe)]
+    _run_cc(cmd, gen.model.path)
     return exe
 
 

@@ -34,6 +34,13 @@ class Reference:
         from tflite_micro.python.tflite_micro import runtime
 
         self.model = model
+        for op in model.operators:
+            # TFLM segfaults in Prepare on this (seen with the 2026-10 wheel).
+            if op.name == "DEPTHWISE_CONV_2D" and len(op.inputs) > 2 and op.inputs[2] < 0:
+                raise ModelError(
+                    f"{model.path}: operator #{op.index} DEPTHWISE_CONV_2D has an omitted bias "
+                    "(input -1), which crashes the TFLM reference interpreter; give it a zero "
+                    "bias or drop the third input to compare against TFLM")
         data = raw if raw is not None else Path(model.path).read_bytes()
         try:
             self._interp = runtime.Interpreter.from_bytes(

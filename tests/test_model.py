@@ -109,3 +109,17 @@ def test_unsupported_op_names_op_index_and_engine() -> None:
     msg = str(info.value)
     assert "sig.tflite: operator #1 LOGISTIC is not supported by the 'builtin' engine" in msg
     assert "FULLY_CONNECTED" in msg  # lists what is supported
+
+
+def test_reference_refuses_a_model_that_would_crash_tflm() -> None:
+    from harness.reference import Reference
+
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 4, 4, 2], scale=0.1)
+    w = b.const("w", np.ones((1, 3, 3, 2)), scales=0.01)
+    y = b.tensor("y", [1, 4, 4, 2], scale=0.1)
+    b.op("DEPTHWISE_CONV_2D", [x, w, -1], [y], padding="SAME", stride_w=1, stride_h=1,
+         depth_multiplier=1, dilation_w_factor=1, dilation_h_factor=1)
+    model = parse_model(b.build([x], [y]), "dw.tflite")
+    with pytest.raises(ModelError, match="omitted bias"):
+        Reference(model)

@@ -6,10 +6,22 @@ traceback); messages therefore name the object, the value and the fix.
 
 
 class TinyhilError(Exception):
-    """Root of all errors tinyhil reports to a user."""
+    """Root of all errors tinyhil reports to a user.
+
+    ``exit_code`` is what the CLI exits with: 2 for a user's bad input (a file,
+    a field, a name to fix), 1 for a failure while doing the work.
+    """
+
+    exit_code = 1
 
 
-class ModelError(TinyhilError):
+class UserInputError(TinyhilError):
+    """Bad input from the user: fix the named file, field or option."""
+
+    exit_code = 2
+
+
+class ModelError(UserInputError):
     """A .tflite file that cannot be read or is outside what tinyhil supports."""
 
 
@@ -43,11 +55,27 @@ class BuildError(TinyhilError):
         super().__init__(text)
 
 
+class DoesNotFitError(UserInputError):
+    """A model's firmware exceeds the target's flash or RAM (the linker says by how much)."""
+
+
+class RunnerError(TinyhilError):
+    """A runner could not start, talk to, or finish a firmware run."""
+
+
+class RunTimeout(RunnerError):
+    """A firmware did not answer in time (hung or crashed) and was stopped."""
+
+
+class DutProtocolError(RunnerError):
+    """The device answered, but not in the DUT protocol (or with an e-[...] error)."""
+
+
 class ToolMissingError(TinyhilError):
     """A system tool is not installed; the message gives the install command."""
 
 
-class DatasetError(TinyhilError):
+class DatasetError(UserInputError):
     """A dataset directory or file that cannot be used as model input."""
 
 

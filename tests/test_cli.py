@@ -31,7 +31,7 @@ def test_engine_check_bad_file_is_one_line_error(capsys: pytest.CaptureFixture[s
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"\x00" * 64)
     code, _, err = _run(capsys, "engine", "check", str(bad))
-    assert code == 1
+    assert code == 2
     assert "broken.tflite: not a TFLite flatbuffer" in err
     assert "Traceback" not in err
 
@@ -40,7 +40,7 @@ def test_engine_check_dataset_mismatch(capsys: pytest.CaptureFixture[str], share
                                        shared_datasets: Path) -> None:
     code, _, err = _run(capsys, "engine", "check", str(shared_models / "ad01_int8.tflite"),
                         "--inputs", str(shared_datasets / "kws01"))
-    assert code == 1
+    assert code == 2
     assert "490 bytes" in err and "Traceback" not in err
 
 

@@ -1,0 +1,123 @@
+"""Result rows: one JSON line per (model, target, engine, recipe) run.
+
+Reports and regressions are computed from these rows, never from logs. A
+failed run is a row with ``status = "failed"`` and an ``error``, and no numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import subprocess
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness import __version__
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "results"
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """Everything DESIGN.md asks a result row to carry."""
+
+    benchmark: str
+    model: str
+    model_sha256: str
+    target: str
+    runner: str
+    engine: str
+    engine_version: str
+    compiler: str
+    cflags: str
+    recipe: str
+    status: str  # "ok" or "failed"
+    error: str
+    proxy: str  # what the run was hosted on, when not the target chip itself
+    instructions: int | None
+    cycles: int | None
+    est_cycles: int | None
+    latency_ms: float | None
+    latency_source: str
+    cpi: float | None
+    cpi_source: str
+    energy_uj: float | None
+    power_mw: float | None
+    power_source: str
+    flash_bytes: int | None
+    flash_code_bytes: int | None
+    flash_weights_bytes: int | None
+    flash_other_bytes: int | None
+    ram_bytes: int | None
+    ram_static_bytes: int | None
+    ram_arena_bytes: int | None
+    ram_db_buffer_bytes: int | None
+    ram_stack_bytes: int | None
+    output_matches_reference: bool | None
+    accuracy: float | None
+    runs: int
+    git_revision: str
+    timestamp: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=False)
+
+
+def column_names() -> list[str]:
+    return [f.name for f in fields(ResultRow)]
+
+
+def git_revision(repo: Path = REPO) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def engine_version() -> str:
+    return f"tinyhil-{__version__}"
+
+
+def default_results_path() -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS_DIR / f"bench-{stamp}.jsonl"
+
+
+def write_rows(rows: Iterable[ResultRow], path: Path) -> Path:
+    """Write rows as JSON lines, atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    with tmp.open("w") as f:
+        for row in rows:
+            f.write(row.to_json() + "\n")
+    tmp.replace(path)
+    return path
+
+
+def write_csv(rows: Iterable[ResultRow], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=column_names())
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(asdict(row))
+    tmp.replace(path)
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

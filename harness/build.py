@@ -1,0 +1,382 @@
+"""Build a firmware image: toolchain lookup, generated linker script, compile + link, cache.
+
+The pipeline stage between an engine's generated C and a runner:
+
+    GeneratedModel + TargetDescriptor ─► build_firmware() ─► FirmwareImage (an ELF)
+
+Sources are the engine's generated files and kernels, ``firmware_templates/common``
+(main loop, DUT protocol, timing, stack painting), the CPU architecture's startup
+(``firmware_templates/arch/cortex-m``) and the board family's drivers
+(``firmware_templates/boards/<family>``). The linker script is written from the
+descriptor's flash and RAM, the real chip's sizes, so a model that would not fit
+the chip fails here even when the emulated board has more memory.
+
+Images are cached by the sha256 of everything that goes into them (every source
+text, the linker script, the flags, the compiler's version): building the same
+thing twice compiles nothing the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel, IOSpec
+from harness.engines.builtin.host import cache_dir as tinyhil_cache_dir
+from harness.errors import BuildError, ToolMissingError
+from harness.targets import TargetDescriptor
+
+COMMON_DIR = TEMPLATES / "common"
+BOARDS_DIR = TEMPLATES / "boards"
+ARCH_DIR = TEMPLATES / "arch"
+
+STACK_BYTES = 8 * 1024
+OPT_FLAGS = ("-std=c99", "-O2", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra")
+LINK_FLAGS = ("--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections")
+
+ARM_GCC_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi")
+QEMU_PACKAGES = ("qemu-system-arm",)
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------- tools
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The cross compiler and its binutils."""
+
+    gcc: Path
+    objcopy: Path
+    size: Path
+    version: str  # first line of `gcc --version`
+
+
+@dataclass(frozen=True)
+class System:
+    """What tool lookup may touch; tests replace it to check the logic without installing."""
+
+    which: Callable[[str], str | None] = shutil.which
+    euid: Callable[[], int] = os.geteuid
+    os_release: Callable[[], str] = lambda: _read_text("/etc/os-release")
+    run: Callable[[list[str]], int] = lambda cmd: subprocess.run(cmd).returncode
+    say: Callable[[str], None] = print
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _is_debian_like(os_release: str) -> bool:
+    ids: set[str] = set()
+    for line in os_release.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("ID", "ID_LIKE"):
+            ids.update(value.strip().strip('"').split())
+    return bool(ids & {"debian", "ubuntu"})
+
+
+def ensure_tool(program: str, packages: Sequence[str], install: bool = True,
+                system: System | None = None) -> Path:
+    """Find ``program`` on PATH, apt-installing ``packages`` when allowed.
+
+    Installs only as root on Debian/Ubuntu with apt-get available, and prints the
+    exact apt-get line first. Otherwise raises ToolMissingError whose message is
+    the command to run.
+    """
+    sys_ = system or System()
+    found = sys_.which(program)
+    if found:
+        return Path(found)
+    pkgs = " ".join(packages)
+    can_install = (install and sys_.euid() == 0 and _is_debian_like(sys_.os_release())
+                   and sys_.which("apt-get") is not None)
+    if can_install:
+        cmd = ["apt-get", "install", "-y", *packages]
+        sys_.say(f"{program} not found; installing: {' '.join(cmd)}")
+        status = sys_.run(cmd)
+        found = sys_.which(program)
+        if status == 0 and found:
+            return Path(found)
+        raise ToolMissingError(
+            f"{program} still missing after `{' '.join(cmd)}` (exit {status}); "
+            f"install it with: sudo apt-get install {pkgs}")
+    raise ToolMissingError(f"sudo apt-get install {pkgs}")
+
+
+def find_toolchain(install: bool = True, system: System | None = None) -> Toolchain:
+    """arm-none-eabi-gcc with newlib, installed via apt-get when missing and allowed."""
+    sys_ = system or System()
+    gcc = ensure_tool("arm-none-eabi-gcc", ARM_GCC_PACKAGES, install, sys_)
+    binutils = {}
+    for tool in ("objcopy", "size"):
+        path = sys_.which(f"arm-none-eabi-{tool}")
+        binutils[tool] = Path(path) if path else gcc.with_name(f"arm-none-eabi-{tool}")
+    return Toolchain(gcc, binutils["objcopy"], binutils["size"], _gcc_version(gcc))
+
+
+def _gcc_version(gcc: Path) -> str:
+    try:
+        out = subprocess.run([str(gcc), "--version"], capture_output=True, text=True).stdout
+    except OSError as e:
+        raise ToolMissingError(f"{gcc}: cannot run ({e.strerror})") from e
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def find_qemu(install: bool = True, system: System | None = None) -> Path:
+    """qemu-system-arm, installed via apt-get when missing and allowed."""
+    return ensure_tool("qemu-system-arm", QEMU_PACKAGES, install, system)
+
+
+# --------------------------------------------------------------------------- image
+
+@dataclass(frozen=True)
+class FirmwareImage:
+    """A linked firmware for one model on one target, and how it was made."""
+
+    elf: Path
+    target: str
+    model: str
+    model_sha256: str
+    engine: str
+    compiler: str  # compiler version string
+    cflags: tuple[str, ...]
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    cache_hit: bool
+
+
+def linker_script(target: TargetDescriptor, stack_bytes: int = STACK_BYTES) -> str:
+    """The target's memory map as a GNU ld script.
+
+    FLASH and RAM are the real chip's regions. .data is stored in FLASH and copied
+    to RAM at reset, .bss is zeroed, and the stack (fixed size) sits at the top of
+    RAM, bounded by ``__th_stack_bottom``/``__th_stack_top`` for stack painting.
+    When .data + .bss + stack exceed RAM, ld reports the RAM overflow.
+    """
+    return f"""/* Generated by tinyhil for target {target.name}: the real chip's memory map. */
+ENTRY(th_reset_handler)
+
+MEMORY
+{{
+    FLASH (rx) : ORIGIN = {target.flash.origin:#010x}, LENGTH = {target.flash.size}
+    RAM (rw) : ORIGIN = {target.ram.origin:#010x}, LENGTH = {target.ram.size}
+}}
+
+__th_stack_size = {stack_bytes};
+
+SECTIONS
+{{
+    .text :
+    {{
+        KEEP(*(.th_vectors))
+        *(.text .text.*)
+        . = ALIGN(4);
+    }} > FLASH
+
+    .rodata :
+    {{
+        *(.rodata .rodata.*)
+        . = ALIGN(4);
+    }} > FLASH
+
+    .ARM.exidx :
+    {{
+        *(.ARM.exidx .ARM.exidx.* .gnu.linkonce.armexidx.*)
+    }} > FLASH
+
+    .data :
+    {{
+        . = ALIGN(4);
+        __th_data_start = .;
+        *(.data .data.*)
+        . = ALIGN(4);
+        __th_data_end = .;
+    }} > RAM AT > FLASH
+    __th_data_load = LOADADDR(.data);
+
+    .bss (NOLOAD) :
+    {{
+        . = ALIGN(4);
+        __th_bss_start = .;
+        *(.bss .bss.* COMMON)
+        . = ALIGN(4);
+        __th_bss_end = .;
+    }} > RAM
+
+    /* At the top of RAM when everything fits; right after .bss (and past the
+     * end of RAM, so ld reports the overflow) when it does not. */
+    .stack ALIGN(MAX(__th_bss_end, ORIGIN(RAM) + LENGTH(RAM) - __th_stack_size), 8) (NOLOAD) :
+    {{
+        __th_stack_bottom = .;
+        . = . + __th_stack_size;
+        __th_stack_top = .;
+    }} > RAM
+}}
+"""
+
+
+_DTYPES = {"int8": "TH_DTYPE_INT8", "uint8": "TH_DTYPE_UINT8", "int16": "TH_DTYPE_INT16",
+           "int32": "TH_DTYPE_INT32", "float32": "TH_DTYPE_FLOAT32"}
+
+
+def _output_spec(io: IOSpec) -> str:
+    dtype = _DTYPES.get(io.dtype, "TH_DTYPE_RAW")
+    scale = io.scale if io.scale is not None and dtype not in ("TH_DTYPE_FLOAT32", "TH_DTYPE_RAW") else 1.0
+    zero_point = io.zero_point if io.scale is not None and io.zero_point is not None else 0
+    # Thousandths of the real value in Q32: (q - zp) * this >> 32, integer math in C.
+    q32 = min(round(scale * 1000 * 2**32), 2**46)
+    return f"{{{dtype}, {zero_point}, INT64_C({q32})}}"
+
+
+def config_header(gen: GeneratedModel) -> str:
+    """th_config.h: the facts about the model that the common firmware is compiled with."""
+    specs = ", ".join(_output_spec(io) for io in gen.outputs)
+    return f"""/* Generated by tinyhil: build configuration for {gen.model.name}. */
+#ifndef TH_CONFIG_H
+#define TH_CONFIG_H
+
+#include <stdint.h>
+
+#define TH_INPUT_BYTES {sum(io.nbytes for io in gen.inputs)}u
+#define TH_OUTPUT_BYTES {sum(io.nbytes for io in gen.outputs)}u
+/* Per output: element type, zero point, scale * 1000 in Q32 (see th_dut.h). */
+#define TH_OUTPUT_SPECS {{{specs}}}
+
+#endif /* TH_CONFIG_H */
+"""
+
+
+def _template_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".c", ".h")) if directory.is_dir() else []
+
+
+def _arch_dir(target: TargetDescriptor) -> Path:
+    if target.core.startswith("cortex-m"):
+        return ARCH_DIR / "cortex-m"
+    raise BuildError(f"{target.name}: no startup code for core {target.core!r}")
+
+
+def compile_flags(target: TargetDescriptor) -> tuple[str, ...]:
+    """Compiler flags for ``target`` (without include paths)."""
+    defines = tuple(f"-D{k}={v}" for k, v in target.board_defines)
+    return (f"-mcpu={target.mcpu}", "-mthumb", *target.fpu_flags, *OPT_FLAGS, *defines)
+
+
+def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Path | None = None,
+                   progress: Progress | None = None, toolchain: Toolchain | None = None,
+                   stack_bytes: int = STACK_BYTES, extra_cflags: Sequence[str] = ()) -> FirmwareImage:
+    """Compile and link ``gen`` for ``target``, or return the cached image.
+
+    Args:
+        gen: the builtin engine's generated model.
+        target: the target descriptor (core, board family, memory map).
+        cache_dir: where images are kept (default ``~/.cache/tinyhil/firmware``,
+            under ``TINYHIL_CACHE`` when set); one directory per cache key.
+        progress: called with one line per step.
+        toolchain: the cross compiler (default: ``find_toolchain()``).
+        stack_bytes: the stack reserved at the top of RAM.
+        extra_cflags: appended to the compiler flags (e.g. ``-DTH_TEST_COMMANDS``).
+
+    Raises:
+        BuildError: the compiler failed or warned, or the model does not fit the
+            target's flash or RAM (the message says by how many bytes).
+    """
+    say = progress or (lambda _msg: None)
+    tc = toolchain or find_toolchain()
+    arch = _arch_dir(target)
+    board = BOARDS_DIR / target.board_family
+    if not board.is_dir():
+        raise BuildError(f"{target.name}: no board support in {board}")
+
+    # Every source text by the name it is compiled under, in a fixed order.
+    generated = dict(gen.sources)
+    generated["th_config.h"] = config_header(gen)
+    templates: dict[str, Path] = {}
+    kernel_files = [*gen.kernel_sources(), *sorted(gen.kernel_dir.glob("*.h"))]
+    for path in [*kernel_files, *_template_files(COMMON_DIR), *_template_files(arch),
+                 *_template_files(board)]:
+        if path.name in templates or path.name in generated:
+            raise BuildError(f"two firmware sources named {path.name}: "
+                             f"{templates.get(path.name, 'generated')} and {path}")
+        templates[path.name] = path
+    script = linker_script(target, stack_bytes)
+    cflags = (*compile_flags(target), *extra_cflags)
+    ldflags = LINK_FLAGS
+
+    h = hashlib.sha256()
+    for part in (tc.version, "\0".join(cflags), "\0".join(ldflags), script):
+        h.update(part.encode() + b"\0\0")
+    for name in sorted(generated):
+        h.update(f"gen/{name}\0".encode() + generated[name].encode() + b"\0\0")
+    for name in sorted(templates):
+        h.update(f"tpl/{name}\0".encode() + templates[name].read_bytes() + b"\0\0")
+    key = h.hexdigest()[:32]
+
+    root = cache_dir if cache_dir is not None else tinyhil_cache_dir() / "firmware"
+    out_dir = root / key
+    elf = out_dir / "firmware.elf"
+    image = FirmwareImage(
+        elf=elf, target=target.name, model=gen.model.name, model_sha256=gen.model.sha256,
+        engine="builtin", compiler=tc.version, cflags=cflags, arena_bytes=gen.arena_bytes,
+        input_bytes=sum(io.nbytes for io in gen.inputs),
+        output_bytes=sum(io.nbytes for io in gen.outputs), cache_hit=True,
+    )
+    if elf.is_file():
+        say(f"firmware for {gen.model.name} on {target.name}: cached ({elf})")
+        return image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix="build-") as tmp:
+        work = Path(tmp)
+        gen_dir = work / "gen"
+        gen_dir.mkdir()
+        for name, text in generated.items():
+            (gen_dir / name).write_text(text)
+        (work / "firmware.ld").write_text(script)
+        sources = sorted([gen_dir / n for n in generated if n.endswith(".c")]
+                         + [p for n, p in templates.items() if n.endswith(".c")],
+                         key=lambda p: p.name)
+        includes = [f"-I{d}" for d in (gen_dir, gen.kernel_dir, COMMON_DIR, arch, board)]
+        tmp_elf = work / "firmware.elf"
+        cmd = [str(tc.gcc), *cflags, *includes, *map(str, sources), *ldflags,
+               f"-T{work / 'firmware.ld'}", f"-Wl,-Map={work / 'firmware.map'}", "-o", str(tmp_elf)]
+        say(f"compiling {len(sources)} sources for {target.name} ({target.mcpu})")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        overflow = _overflow(proc.stderr)
+        if overflow:
+            raise BuildError(f"{gen.model.name} does not fit {target.name}: {overflow}", cmd, proc.stderr)
+        if proc.returncode != 0:
+            raise BuildError(f"firmware build of {gen.model.name} for {target.name} failed "
+                             f"(exit {proc.returncode})", cmd, proc.stderr)
+        if proc.stderr.strip():
+            # The firmware and generated code must build warning-free.
+            raise BuildError(f"firmware build of {gen.model.name} for {target.name} produced "
+                             "compiler warnings", cmd, proc.stderr)
+        for name in ("firmware.ld", "firmware.map"):
+            os.replace(work / name, out_dir / name)
+        os.replace(tmp_elf, elf)  # last: a concurrent build sees all or nothing
+    say(f"firmware for {gen.model.name} on {target.name}: {elf}")
+    return replace(image, cache_hit=False)
+
+
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def _overflow(stderr: str) -> str:
+    """ld's region overflows as "FLASH overflowed by N bytes; RAM ...", or ""."""
+    seen: dict[str, int] = {}
+    for region, n in _OVERFLOW.findall(stderr):
+        seen[region] = max(seen.get(region, 0), int(n))
+    return "; ".join(f"{r} overflowed by {n} bytes" for r, n in seen.items())

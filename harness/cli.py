@@ -6,13 +6,13 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from harness import __version__
-from harness.errors import CheckFailed, TinyhilError
+from harness.errors import CheckFailed, TinyhilError, UserInputError
 
 console = Console()
 if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
@@ -21,13 +21,81 @@ err_console = Console(stderr=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Build, run and report the MLPerf Tiny suite on a target (coming)."""
-    err_console.print(
-        "[yellow]tinyhil bench is coming:[/] building firmware and running it under QEMU "
-        "lands with the QEMU runner issue. Today you can check the builtin engine on the "
-        "host: [bold]tinyhil engine check MODEL.tflite[/]"
-    )
-    return 2
+    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.bench import BenchCase, resolve_models, run_case
+    from harness.build import find_qemu, find_toolchain
+    from harness.model import load_model
+    from harness.engines.builtin import generate
+    from harness.results import default_results_path, write_csv, write_rows
+    from harness.runners.qemu import QemuRunner
+    from harness.targets import find_target
+
+    targets = [find_target(t) for t in (args.target or ["cortex-m4"])]
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    for _, path, _ in models:  # user mistakes first, before minutes of building
+        generate(load_model(path))
+    for t in targets:
+        if t.qemu is None:
+            raise UserInputError(f"target {t.name} cannot run under QEMU (no [qemu] section in {t.path})")
+    find_toolchain()
+    runner = QemuRunner(str(find_qemu()))
+    cases = [BenchCase(b, p, d, t) for t in targets for b, p, d in models]
+
+    rows = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        overall = progress.add_task("bench", total=len(cases))
+        for case in cases:
+            label = f"{case.benchmark} on {case.target.name}"
+
+            def note(msg: str, label: str = label) -> None:
+                progress.update(overall, description=f"{label}: {msg}")
+
+            rows.append(run_case(case, runner, args.runs, args.warmup, args.timeout, note))
+            progress.advance(overall)
+
+    out = Path(args.out) if args.out else default_results_path()
+    write_rows(rows, out)
+    if args.csv:
+        write_csv(rows, Path(args.csv))
+    console.print(bench_table(rows))
+    notes = sorted({f"{r.target}: {r.proxy}" for r in rows if r.proxy})
+    for n in notes:
+        console.print(f"[dim]{n}[/]")
+    console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; "
+                  "est. latency = est_cycles (instructions x the target's CPI) / clock; "
+                  "energy = est. latency x datasheet active power. Sources: the target descriptors.[/]")
+    console.print(f"rows written to {out}" + (f" and {args.csv}" if args.csv else ""))
+    failed = [r for r in rows if r.status != "ok"]
+    for r in failed:
+        err_console.print(f"[red]failed:[/] {r.benchmark} on {r.target}: {r.error}", soft_wrap=True)
+    return 1 if failed else 0
+
+
+def bench_table(rows: list[Any]) -> Table:
+    table = Table(title="tinyhil bench (builtin engine)")
+    cols = ("benchmark", "target", "instructions", "est. latency ms", "flash KiB (code+weights+other)",
+            "RAM KiB (static+stack)", "energy uJ", "output", "status")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("benchmark", "target", "status") else "right")
+    for r in rows:
+        ok = r.status == "ok"
+        flash = (f"{r.flash_bytes / 1024:.1f} ({r.flash_code_bytes / 1024:.1f}+"
+                 f"{r.flash_weights_bytes / 1024:.1f}+{r.flash_other_bytes / 1024:.1f})")
+        ram = (f"{r.ram_bytes / 1024:.1f} ({r.ram_static_bytes / 1024:.1f}+{r.ram_stack_bytes / 1024:.1f})"
+               if ok else f"{r.ram_static_bytes / 1024:.1f} (static)")
+        table.add_row(
+            r.benchmark, r.target,
+            f"{r.instructions:,}" if ok else "-",
+            f"{r.latency_ms:.2f}" if ok else "-",
+            flash, ram,
+            f"{r.energy_uj:,.0f}" if ok else "-",
+            "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
+            "[green]ok[/]" if ok else "[red]failed[/]",
+        )
+    return table
 
 
 def cmd_engine_check(args: argparse.Namespace) -> int:
@@ -74,16 +142,43 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    """List every target descriptor with its core, clock, memory and QEMU host."""
+    from harness.targets import available_targets
+
+    table = Table(title="targets")
+    for c in ("name", "core", "clock MHz", "flash KiB", "RAM KiB", "runs on", "power mW", "notes"):
+        table.add_column(c)
+    for t in available_targets():
+        host = f"qemu {t.qemu.machine}" if t.qemu else "-"
+        table.add_row(t.name, t.core, f"{t.clock_hz / 1e6:g}", str(t.flash.size // 1024),
+                      str(t.ram.size // 1024), host, f"{t.power.active_mw:g}",
+                      (t.qemu.proxy if t.qemu and t.qemu.proxy else t.description))
+    console.print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyhil", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tinyhil {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="benchmark models on a target")
-    bench.add_argument("--target", default="cortex-m4")
-    bench.add_argument("--model", action="append", default=[])
+    bench = sub.add_parser("bench", help="benchmark models on targets under QEMU")
+    bench.add_argument("--target", action="append", default=[],
+                       help="target name (targets/*.toml) or descriptor path; repeatable (default cortex-m4)")
+    bench.add_argument("--model", action="append", default=[],
+                       help="kws, vww, ic, ad (MLPerf Tiny) or a .tflite path; repeatable (default: all four)")
+    bench.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    bench.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
+    bench.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
+    bench.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    bench.add_argument("--out", help="JSON lines file for the result rows (default results/bench-<time>.jsonl)")
+    bench.add_argument("--csv", help="also write the rows as CSV")
     bench.set_defaults(func=cmd_bench)
+
+    targets = sub.add_parser("targets", help="list the target descriptors")
+    targets.set_defaults(func=cmd_targets)
 
     engine = sub.add_parser("engine", help="inspect and verify the builtin engine")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True)
@@ -110,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.debug:
             traceback.print_exc()
         err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        code = 1
+        code = e.exit_code
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
         code = 130

@@ -39,3 +39,16 @@ def check_synthetic(raw: bytes, tmp_path: Path, name: str = "synth", count: int 
     result = check_model(model, random_samples(model, count, seed))
     assert result.ok, f"{name}: max abs diff {result.max_abs_diff} on {result.mismatched_samples[:5]}"
     return result
+
+
+@pytest.fixture(scope="session")
+def arm_tools() -> tuple[str, str]:
+    """arm-none-eabi-gcc and qemu-system-arm; installed from Debian when we are root
+    there (as `tinyhil bench` does), else the test skips with the install command."""
+    from harness.build import find_qemu, find_toolchain
+    from harness.errors import ToolMissingError
+
+    try:
+        return str(find_toolchain().gcc), str(find_qemu())
+    except ToolMissingError as e:
+        pytest.skip(str(e))

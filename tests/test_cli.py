@@ -44,7 +44,3 @@ def test_engine_check_dataset_mismatch(capsys: pytest.CaptureFixture[str], share
     assert "490 bytes" in err and "Traceback" not in err
 
 
-def test_bench_says_coming_and_does_not_fake_numbers(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, "bench", "--target", "cortex-m4")
-    assert code == 2
-    assert "coming" in err and out == ""

@@ -1,0 +1,102 @@
+"""`tinyhil bench` end to end under QEMU, and its errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.bench import fixed_input, input_bytes
+from harness.build import build_firmware
+from harness.engines.builtin import generate
+from harness.model import load_model
+from harness.cli import main
+from harness.reference import Reference
+from harness.runners.base import RunJob
+from harness.runners.qemu import QemuRunner
+from harness.targets import find_target
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+@pytest.mark.qemu
+def test_bench_kws_on_cortex_m4(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                shared_models: Path, arm_tools: tuple[str, str]) -> None:
+    out_file = tmp_path / "rows.jsonl"
+    code, out, err = _run(capsys, "bench", "--target", "cortex-m4", "--model", "kws",
+                          "--out", str(out_file), "--csv", str(tmp_path / "rows.csv"))
+    assert code == 0, err
+    (row,) = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert row["status"] == "ok" and row["output_matches_reference"] is True
+    assert row["benchmark"] == "kws" and row["target"] == "cortex-m4" and row["runner"] == "qemu"
+    assert row["instructions"] > 2_656_768  # at least one instruction per MAC
+    assert row["cycles"] is None and row["latency_source"] == "est_cycles"
+    assert row["flash_weights_bytes"] >= 24_000 and row["ram_arena_bytes"] == 16_000
+    assert 0 < row["ram_stack_bytes"] < 8192
+    assert "kws" in out and "= reference" in out
+    assert (tmp_path / "rows.csv").read_text().startswith("benchmark,")
+
+
+@pytest.mark.qemu
+def test_instruction_counts_repeat_exactly(shared_models: Path, shared_datasets: Path,
+                                           arm_tools: tuple[str, str]) -> None:
+    target = find_target("cortex-m4")
+    model = load_model(shared_models / "kws_ref_model.tflite")
+    image = build_firmware(generate(model), target)
+    sample = fixed_input(model, shared_datasets / "kws01")
+    runner = QemuRunner(arm_tools[1])
+    records = [runner.run(image.elf, target, RunJob(input_bytes(model, sample)), 120) for _ in range(5)]
+    assert all(r.ok for r in records), [r.error for r in records]
+    counts = {r.count_per_inference for r in records}
+    assert len(counts) == 1, counts
+    expected = b"".join(o.tobytes() for o in Reference(model).run(sample.inputs))
+    assert all(r.output == expected for r in records)
+
+
+@pytest.mark.qemu
+def test_hung_firmware_is_a_failed_row_not_a_number(tmp_path: Path, shared_models: Path,
+                                                    arm_tools: tuple[str, str]) -> None:
+    target = find_target("cortex-m4")
+    model = load_model(shared_models / "kws_ref_model.tflite")
+    image = build_firmware(generate(model), target)
+    sample = fixed_input(model, None)
+    # A deadline far too short for an inference: the runner must kill QEMU and say so.
+    record = QemuRunner(arm_tools[1]).run(image.elf, target, RunJob(input_bytes(model, sample), runs=50), 1.0)
+    assert not record.ok and record.count_per_inference == 0
+    assert "no answer" in record.error or "in time" in record.error
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--target", "stm32f999"], "unknown target 'stm32f999'"),
+    (["--model", "missing.tflite"], "missing.tflite: cannot read model file"),
+    (["--model", "nonsense"], "not an MLPerf Tiny name"),
+])
+def test_bench_bad_input_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, _, err = _run(capsys, "bench", *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) == 1
+
+
+def test_bench_corrupt_and_unsupported_models_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from harness.synth import ModelBuilder
+
+    bad = tmp_path / "corrupt.tflite"
+    bad.write_bytes(b"TFL3" * 10)
+    code, _, err = _run(capsys, "bench", "--model", str(bad))
+    assert code == 2 and "corrupt.tflite" in err
+
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 8], scale=0.1)
+    y = b.tensor("y", [1, 8], scale=1 / 256, zero_point=-128)
+    b.op("LOGISTIC", [x], [y])
+    sig = tmp_path / "sigmoid.tflite"
+    sig.write_bytes(b.build([x], [y]))
+    code, _, err = _run(capsys, "bench", "--model", str(sig))
+    assert code == 2 and "operator #0 LOGISTIC is not supported by the 'builtin' engine" in err

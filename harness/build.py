@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel, IOSpec
 from harness.engines.builtin.host import cache_dir as tinyhil_cache_dir
-from harness.errors import BuildError, ToolMissingError
+from harness.errors import BuildError, DoesNotFitError, ToolMissingError
 from harness.targets import TargetDescriptor
 
 COMMON_DIR = TEMPLATES / "common"
@@ -66,7 +66,8 @@ class System:
     which: Callable[[str], str | None] = shutil.which
     euid: Callable[[], int] = os.geteuid
     os_release: Callable[[], str] = lambda: _read_text("/etc/os-release")
-    run: Callable[[list[str]], int] = lambda cmd: subprocess.run(cmd).returncode
+    run: Callable[[list[str]], int] = lambda cmd: subprocess.run(
+        cmd, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}).returncode
     say: Callable[[str], None] = print
 
 
@@ -105,13 +106,17 @@ def ensure_tool(program: str, packages: Sequence[str], install: bool = True,
         cmd = ["apt-get", "install", "-y", *packages]
         sys_.say(f"{program} not found; installing: {' '.join(cmd)}")
         status = sys_.run(cmd)
+        if status != 0:  # a fresh machine may have no package lists yet
+            sys_.say("apt-get install failed; refreshing package lists: apt-get update")
+            sys_.run(["apt-get", "update"])
+            status = sys_.run(cmd)
         found = sys_.which(program)
         if status == 0 and found:
             return Path(found)
         raise ToolMissingError(
             f"{program} still missing after `{' '.join(cmd)}` (exit {status}); "
             f"install it with: sudo apt-get install {pkgs}")
-    raise ToolMissingError(f"sudo apt-get install {pkgs}")
+    raise ToolMissingError(f"{program} not found: install it with `sudo apt-get install {pkgs}`")
 
 
 def find_toolchain(install: bool = True, system: System | None = None) -> Toolchain:
@@ -356,7 +361,8 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
         proc = subprocess.run(cmd, capture_output=True, text=True)
         overflow = _overflow(proc.stderr)
         if overflow:
-            raise BuildError(f"{gen.model.name} does not fit {target.name}: {overflow}", cmd, proc.stderr)
+            raise DoesNotFitError(f"{gen.model.name} does not fit {target.name}: {overflow} "
+                                  f"(the real chip's limits from {target.path.name})")
         if proc.returncode != 0:
             raise BuildError(f"firmware build of {gen.model.name} for {target.name} failed "
                              f"(exit {proc.returncode})", cmd, proc.stderr)

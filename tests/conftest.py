@@ -17,6 +17,20 @@ MODELS = SHARED / "models" / "mlperf_tiny"
 DATASETS = SHARED / "datasets"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The default test session runs firmware under QEMU. As `tinyhil bench` does,
+    install arm-none-eabi-gcc/newlib and qemu-system-arm from Debian when they are
+    missing and we are root there; elsewhere the qemu tests skip, naming the command."""
+    from harness.build import find_qemu, find_toolchain
+    from harness.errors import ToolMissingError
+
+    try:
+        find_toolchain()
+        find_qemu()
+    except ToolMissingError:
+        pass
+
+
 @pytest.fixture
 def shared_models() -> Path:
     if not MODELS.is_dir():

@@ -100,3 +100,15 @@ def test_bench_corrupt_and_unsupported_models_exit_2(capsys: pytest.CaptureFixtu
     sig.write_bytes(b.build([x], [y]))
     code, _, err = _run(capsys, "bench", "--model", str(sig))
     assert code == 2 and "operator #0 LOGISTIC is not supported by the 'builtin' engine" in err
+
+
+@pytest.mark.qemu
+def test_bench_model_too_big_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    shared_models: Path, arm_tools: tuple[str, str]) -> None:
+    tiny = tmp_path / "tiny64k.toml"
+    tiny.write_text((Path(__file__).resolve().parents[1] / "targets" / "cortex-m4.toml").read_text()
+                    .replace('name = "cortex-m4"', 'name = "tiny64k"')
+                    .replace("size_kb = 4096 }  # SSRAM1 (code)", "size_kb = 64 }"))
+    code, _, err = _run(capsys, "bench", "--target", str(tiny), "--model", "vww")
+    assert code == 2
+    assert "vww_96_int8 does not fit tiny64k: FLASH overflowed by" in err and "Traceback" not in err

@@ -57,10 +57,22 @@ class ResultRow:
     ram_db_buffer_bytes: int | None
     ram_stack_bytes: int | None
     output_matches_reference: bool | None
-    accuracy: float | None
+    accuracy: float | None  # on target (firmware), by accuracy_metric
     runs: int
     git_revision: str
     timestamp: str
+    # Accuracy mode (--accuracy): the same metric from the host interpreter, and
+    # whether every firmware prediction equalled the interpreter's.
+    accuracy_reference: float | None = None
+    accuracy_metric: str = ""  # "top1", "auc", "anomaly_score_mean", ...
+    accuracy_samples: int | None = None
+    predictions_match_reference: bool | None = None
+    # Per-layer profile (--profile): one dict per op, in execution order, with
+    # keys index, op, output_shape, macs, count (instructions or cycles, per
+    # latency_source's counter), macs_per_count; profile_overhead is the measured
+    # per-layer timer overhead in the same units.
+    layers: list[dict[str, Any]] | None = None
+    profile_overhead: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=False)

@@ -14,32 +14,6 @@ static inline int8_t th_add_one(const th_add_params *p, int32_t a, int32_t b) {
 
 th_status th_add_s8(const th_add_params *p, const int8_t *input1, const int8_t *input2,
                     int8_t *output) {
-    const int32_t last = p->ndims - 1;
-    const int32_t n = p->shape[last];
-    const int32_t st1 = p->stride1[last];
-    const int32_t st2 = p->stride2[last];
-    int32_t idx[TH_BCAST_MAX_DIMS] = {0};
-    int32_t off1 = 0;
-    int32_t off2 = 0;
-    do {
-        const int8_t *a = input1 + off1;
-        const int8_t *b = input2 + off2;
-        if (st1 == 1 && st2 == 1) {
-            for (int32_t i = 0; i < n; ++i) {
-                output[i] = th_add_one(p, a[i], b[i]);
-            }
-        } else if (st2 == 0) {
-            const int32_t b0 = b[0];
-            for (int32_t i = 0; i < n; ++i) {
-                output[i] = th_add_one(p, a[i * st1], b0);
-            }
-        } else {
-            const int32_t a0 = a[0];
-            for (int32_t i = 0; i < n; ++i) {
-                output[i] = th_add_one(p, st1 == 0 ? a0 : a[i * st1], b[i * st2]);
-            }
-        }
-        output += n;
-    } while (th_bcast_next(p->ndims, p->shape, p->stride1, p->stride2, idx, &off1, &off2));
+    TH_BCAST_APPLY(th_add_one, p, input1, input2, output);
     return TH_OK;
 }

@@ -67,4 +67,41 @@ static inline int th_bcast_next(int32_t ndims, const int32_t *shape, const int32
     return 0;
 }
 
+/* The broadcast loop nest shared by ADD and MUL: calls ONE(p, a, b) for every
+ * output element, with fast paths for the innermost loop (both contiguous, or
+ * the second input constant along it). p has ndims/shape/stride1/stride2. */
+#define TH_BCAST_APPLY(ONE, p, input1, input2, output)                                   \
+    do {                                                                                 \
+        const int32_t th_last_ = (p)->ndims - 1;                                         \
+        const int32_t th_n_ = (p)->shape[th_last_];                                      \
+        const int32_t th_st1_ = (p)->stride1[th_last_];                                  \
+        const int32_t th_st2_ = (p)->stride2[th_last_];                                  \
+        int32_t th_idx_[TH_BCAST_MAX_DIMS] = {0};                                        \
+        int32_t th_off1_ = 0;                                                            \
+        int32_t th_off2_ = 0;                                                            \
+        int8_t *th_out_ = (output);                                                      \
+        do {                                                                             \
+            const int8_t *th_a_ = (input1) + th_off1_;                                   \
+            const int8_t *th_b_ = (input2) + th_off2_;                                   \
+            if (th_st1_ == 1 && th_st2_ == 1) {                                          \
+                for (int32_t i = 0; i < th_n_; ++i) {                                    \
+                    th_out_[i] = ONE((p), th_a_[i], th_b_[i]);                           \
+                }                                                                        \
+            } else if (th_st2_ == 0) {                                                   \
+                const int32_t th_b0_ = th_b_[0];                                         \
+                for (int32_t i = 0; i < th_n_; ++i) {                                    \
+                    th_out_[i] = ONE((p), th_a_[i * th_st1_], th_b0_);                   \
+                }                                                                        \
+            } else {                                                                     \
+                const int32_t th_a0_ = th_a_[0];                                         \
+                for (int32_t i = 0; i < th_n_; ++i) {                                    \
+                    th_out_[i] = ONE((p), th_st1_ == 0 ? th_a0_ : th_a_[i * th_st1_],    \
+                                     th_b_[i * th_st2_]);                                \
+                }                                                                        \
+            }                                                                            \
+            th_out_ += th_n_;                                                            \
+        } while (th_bcast_next((p)->ndims, (p)->shape, (p)->stride1, (p)->stride2, th_idx_, \
+                               &th_off1_, &th_off2_));                                   \
+    } while (0)
+
 #endif /* TH_ELEMENTWISE_H */

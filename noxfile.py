@@ -1,4 +1,4 @@
-"""Sessions a user runs: `nox -s tests`, `nox -s bench -- --target T`."""
+"""Sessions a user runs: `nox -s tests`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s regress`, `nox -s report`."""
 
 import nox
 
@@ -18,3 +18,31 @@ def bench(session: nox.Session) -> None:
     """Run the MLPerf Tiny suite on a target: `nox -s bench -- --target stm32f746`."""
     session.install("-e", ".")
     session.run("tinyhil", "bench", *session.posargs)
+
+
+@nox.session
+def accuracy(session: nox.Session) -> None:
+    """The full KWS accuracy run on target, all 1000 inputs against the host interpreter:
+    `nox -s accuracy` (cortex-m4), or `nox -s accuracy -- --target stm32f405 [--model ad]`."""
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if "--target" not in args:
+        args += ["--target", "cortex-m4"]
+    if "--model" not in args:
+        args += ["--model", "kws"]
+    session.run("tinyhil", "bench", "--accuracy", *args)
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """Rerun the suite and compare with a baseline; fails on any regression:
+    `nox -s regress -- --baseline results/baseline.json`."""
+    session.install("-e", ".")
+    session.run("tinyhil", "regress", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Render results/*.jsonl (or the files given): `nox -s report -- --html report.html`."""
+    session.install("-e", ".")
+    session.run("tinyhil", "report", *session.posargs)

@@ -7,19 +7,22 @@ reported through a callback so this module stays free of terminal code.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness.build import variant_target
 from harness.datasets import Sample, load_dataset, random_samples
-from harness.engines.builtin import generate
+from harness.engines.dispatch import BUILTIN, EngineSpec, build_image, explain
 from harness.errors import DatasetError, UserInputError
-from harness.metrics import compute_metrics, elf_sizes
+from harness.metrics import (LayerOp, anomaly_score, compute_metrics, elf_sizes, layer_rows,
+                             predicted_class, roc_auc, top1_accuracy)
 from harness.model import Model, load_model
 from harness.reference import Reference
-from harness.results import ResultRow, engine_version, git_revision, now
+from harness.results import ResultRow, git_revision, now
 from harness.runners.base import RunJob, RunRecord, Runner
 from harness.targets import TargetDescriptor
 
@@ -34,6 +37,7 @@ MLPERF_TINY = {
 }
 
 Progress = Callable[[str], None]
+InputProgress = Callable[[int, int], None]  # (inputs done, total) of an accuracy run
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class BenchCase:
     model_path: Path
     dataset_dir: Path | None
     target: TargetDescriptor
+    engine: EngineSpec = BUILTIN
 
 
 def shared_dir() -> Path | None:
@@ -97,31 +102,251 @@ def input_bytes(model: Model, sample: Sample) -> bytes:
                     for a, t in zip(sample.inputs, model.input_tensors()))
 
 
-def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s: float,
-             progress: Progress | None = None) -> ResultRow:
-    """Build, run and measure one case. User mistakes raise; run failures become failed rows."""
-    from harness.build import build_firmware
+# --------------------------------------------------------------------------- accuracy
 
+ACCURACY_METRICS = ("top1", "auc", "anomaly_score_mean")
+
+
+@dataclass(frozen=True)
+class AccuracyPlan:
+    """The inputs an accuracy run infers on target and how their outputs are scored.
+
+    ``kind`` is "top1" (classifiers: argmax against the label) or "anomaly"
+    (autoencoders, MLPerf Tiny AD: per-window MSE between input features and
+    output; AUC over clips when the labels hold both normal (0) and anomalous (1)
+    clips, else the mean score). No samples means no dataset: ``unavailable`` says why.
+    """
+
+    kind: str
+    samples: tuple[Sample, ...]
+    source: Path | None
+    unavailable: str = ""
+
+
+def accuracy_kind(benchmark: str, model: Model) -> str:
+    """AD and any autoencoder (output as big as its input) are scored as anomalies."""
+    ins, outs = model.input_tensors(), model.output_tensors()
+    if benchmark == "ad" or (len(ins) == len(outs) == 1 and ins[0].num_elements == outs[0].num_elements):
+        return "anomaly"
+    return "top1"
+
+
+def plan_accuracy(benchmark: str, model: Model, dataset_dir: Path | None, user_dataset: Path | None = None,
+                  limit: int | None = None) -> AccuracyPlan:
+    """The dataset an accuracy run uses: ``user_dataset`` (--dataset) or the benchmark's own.
+
+    A user's dataset that cannot be used raises DatasetError (exit 2); a missing or
+    label-only default dataset gives a plan without samples saying why.
+    """
+    kind = accuracy_kind(benchmark, model)
+    source = user_dataset or dataset_dir
+    if source is None:
+        return AccuracyPlan(kind, (), None, f"no dataset for {benchmark}: give one with --dataset DIR "
+                                            "(EnergyRunner layout: *.bin inputs + y_labels.csv)")
+    if user_dataset is None and not any(source.glob("*.bin")):
+        return AccuracyPlan(kind, (), source, f"no {benchmark} dataset available: {source} holds labels only "
+                                              "(the inputs are not shipped); give one with --dataset DIR "
+                                              "(*.bin in the model's input size + y_labels.csv)")
+    samples = tuple(load_dataset(source, model, limit=limit))
+    unlabelled = [s.name for s in samples if s.label is None]
+    if kind == "top1" and unlabelled:
+        raise DatasetError(f"{source}: no label for {unlabelled[0]} ({len(unlabelled)} of {len(samples)} "
+                           "inputs): y_labels.csv needs a line 'file,classes,label' per input")
+    return AccuracyPlan(kind, samples, source)
+
+
+@dataclass(frozen=True)
+class AccuracyScore:
+    """One metric over a dataset's outputs."""
+
+    metric: str  # one of ACCURACY_METRICS
+    value: float
+
+
+def _first_output(model: Model, raw: bytes) -> np.ndarray:
+    """The first output tensor's values (dequantized) from a run's raw output bytes."""
+    t = model.output_tensors()[0]
+    values = np.frombuffer(raw[:t.nbytes], dtype=t.numpy_dtype).astype(np.float64)
+    if t.quant is not None and t.dtype != "float32":
+        values = (values - t.quant.zero_point) * t.quant.scale
+    return values
+
+
+def _features(model: Model, sample: Sample) -> np.ndarray:
+    """What an autoencoder's output is compared with: the float features, else the dequantized input."""
+    if sample.features is not None:
+        return sample.features
+    t = model.input_tensors()[0]
+    values = np.asarray(sample.inputs[0], dtype=np.float64)
+    return (values - t.quant.zero_point) * t.quant.scale if t.quant is not None and t.dtype != "float32" else values
+
+
+def score_accuracy(plan: AccuracyPlan, model: Model, outputs: Sequence[bytes]) -> AccuracyScore:
+    """Score raw outputs (one per plan sample) by the plan's kind."""
+    if plan.kind == "top1":
+        predictions = [predicted_class(_first_output(model, raw)) for raw in outputs]
+        labels = [s.label if s.label is not None else -1 for s in plan.samples]
+        return AccuracyScore("top1", top1_accuracy(predictions, labels))
+    scores = [anomaly_score(_features(model, s), _first_output(model, raw)) for s, raw in zip(plan.samples, outputs)]
+    clips: dict[str, list[float]] = {}
+    labels_by_clip: dict[str, int | None] = {}
+    for s, score in zip(plan.samples, scores):
+        clip = s.name.split("#", 1)[0]
+        clips.setdefault(clip, []).append(score)
+        labels_by_clip[clip] = s.label
+    clip_labels = [labels_by_clip[c] for c in clips]
+    if set(clip_labels) == {0, 1}:  # the reference's per-clip score: the mean over its windows
+        return AccuracyScore("auc", roc_auc([float(np.mean(v)) for v in clips.values()],
+                                            [int(x) for x in clip_labels if x is not None]))
+    return AccuracyScore("anomaly_score_mean", float(np.mean(scores)))
+
+
+def reference_outputs(model: Model, samples: Sequence[Sample]) -> list[bytes]:
+    """The host interpreter's raw output bytes, one per sample.
+
+    Kept in the cache (``~/.cache/tinyhil/reference``) under the model's, the inputs'
+    and the interpreter's identity: the interpreter is deterministic, and on two CPUs
+    its seconds for 1000 inputs would be taken from the emulator.
+    """
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.engines.builtin.host import cache_dir
+
+    try:
+        interpreter = version("tflite-micro")
+    except PackageNotFoundError:
+        interpreter = "unknown"
+    h = hashlib.sha256(f"{model.sha256}\0{interpreter}\0{len(samples)}\0".encode())
+    for s in samples:
+        h.update(input_bytes(model, s))
+    path = cache_dir() / "reference" / f"{h.hexdigest()[:32]}.bin"
+    size = sum(t.nbytes for t in model.output_tensors())
+    if path.is_file() and path.stat().st_size == size * len(samples):
+        data = path.read_bytes()
+        return [data[i * size:(i + 1) * size] for i in range(len(samples))]
+    ref = Reference(model)
+    outputs = [b"".join(o.tobytes() for o in ref.run(s.inputs)) for s in samples]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    tmp.write_bytes(b"".join(outputs))
+    os.replace(tmp, path)  # atomic: a concurrent run reads all or nothing
+    return outputs
+
+
+@dataclass(frozen=True)
+class AccuracyOutcome:
+    """Firmware against host over a plan's dataset."""
+
+    firmware: AccuracyScore
+    host: AccuracyScore
+    samples: int
+    first_mismatch: str  # "" when every output equals the host's
+
+
+def compare_accuracy(plan: AccuracyPlan, model: Model, firmware: Sequence[bytes],
+                     host: Sequence[bytes]) -> AccuracyOutcome:
+    """Both scores, and the first input whose raw output bytes differ."""
+    first = ""
+    for i, (fw, ref) in enumerate(zip(firmware, host)):
+        if fw != ref:
+            first = (f"firmware output for input {plan.samples[i].name} (#{i} of {len(host)}) is "
+                     f"{fw.hex()[:40]}, the reference interpreter's {ref.hex()[:40]}")
+            break
+    if not first and len(firmware) != len(host):
+        first = f"{len(firmware)} firmware outputs for {len(host)} inputs"
+    return AccuracyOutcome(score_accuracy(plan, model, firmware), score_accuracy(plan, model, host),
+                           len(host), first)
+
+
+# --------------------------------------------------------------------------- per-layer profile
+
+def layer_ops(model: Model) -> list[LayerOp]:
+    """The model's ops as the profile table names them."""
+    return [LayerOp(op.index, op.name, tuple(model.tensors[op.outputs[0]].shape) if op.outputs else (), op.macs)
+            for op in model.operators]
+
+
+def profile_case(model: Model, target: TargetDescriptor, runner: Runner, sample: Sample, timeout_s: float,
+                 progress: Progress | None = None) -> tuple[list[dict[str, Any]], int] | str:
+    """Per-layer rows and the measured per-layer hook overhead (instructions, or cycles),
+    from a profiling build of the builtin engine; or the run's error."""
+    from harness.build import PROFILE_CFLAGS, build_firmware
+    from harness.engines.builtin import generate
+
+    note = progress or (lambda _m: None)
+    note("building the profiling firmware")
+    image = build_firmware(generate(model), target, extra_cflags=PROFILE_CFLAGS)
+    note(f"profiling under {runner.name}")
+    record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), profile=True), timeout_s)
+    if not record.ok or record.profile is None:
+        return f"profile run: {record.error or 'no profile in the reply'}"
+    prof = record.profile
+    overhead = round(prof.pair_ticks * record.units_per_tick / prof.pairs) if prof.pairs else 0
+    return layer_rows(layer_ops(model), prof.layers, record.units_per_tick), overhead
+
+
+# --------------------------------------------------------------------------- one case
+
+def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s: float,
+             progress: Progress | None = None, accuracy: AccuracyPlan | None = None,
+             profile: bool = False, on_input: InputProgress | None = None) -> ResultRow:
+    """Build, run and measure one case. User mistakes raise; run failures become failed rows.
+
+    With ``accuracy`` (samples), every sample is inferred once on target, in one more
+    firmware session after the measured one, and scored against the host interpreter's
+    outputs, computed meanwhile; ``on_input`` follows the inputs. With ``profile``
+    (builtin engine), a profiling build gives the per-layer counts.
+    """
     note = progress or (lambda _m: None)
     target = case.target
     model = load_model(case.model_path)
-    note("generating C")
-    gen = generate(model)
-    note("building firmware")
-    image = build_firmware(gen, target)
+    # Boards and Renode run the real chip's build (harness.build.variant_target).
+    build_target = variant_target(target, getattr(runner, "build_variant", "emulator"))
+    built = build_image(case.engine, model, build_target, runner, timeout_s, note)
+    image = built.image
     sample = fixed_input(model, case.dataset_dir)
-    note(f"running under {runner.name}")
-    record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), runs, warmup), timeout_s)
+    samples = accuracy.samples if accuracy is not None else ()
+    # The host reference runs while the firmware does (QEMU is another process; the
+    # inputs in flight keep the device busy while the interpreter holds the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        host_future = pool.submit(reference_outputs, model, samples) if samples else None
+        note(f"running under {runner.name}")
+        record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), runs, warmup), timeout_s)
+        fw_outputs: tuple[bytes, ...] = ()
+        if samples and record.ok:
+            # One more firmware session for the whole dataset; it counts nothing.
+            note(f"accuracy: {len(samples)} inputs under {runner.name}")
+            batch = runner.run(image.elf, target, RunJob(batch=tuple(input_bytes(model, s) for s in samples),
+                                                         measure=False, on_batch_output=on_input), timeout_s)
+            fw_outputs = batch.batch_outputs
+            if not batch.ok:
+                record = replace(record, error=f"accuracy run: {batch.error}")
+        host = host_future.result() if host_future is not None else []
+    record = explain(case.engine, record)
     expected = b"".join(o.tobytes() for o in Reference(model).run(sample.inputs))
     matches = record.output == expected if record.ok else None
     if record.ok and not matches:
         record = _mismatch(record, expected)
+    outcome = compare_accuracy(accuracy, model, fw_outputs, host) \
+        if accuracy is not None and samples and record.ok else None
+    if outcome is not None and outcome.first_mismatch:
+        record = replace(record, error=(f"accuracy run: {outcome.first_mismatch} ({outcome.firmware.metric}: "
+                                        f"firmware {outcome.firmware.value:.4g}, host {outcome.host.value:.4g})"))
+    layers: list[dict[str, Any]] | None = None
+    overhead: int | None = None
+    if profile and case.engine.name == "builtin" and record.ok:
+        profiled = profile_case(model, build_target, runner, sample, timeout_s, note)
+        if isinstance(profiled, str):
+            record = replace(record, error=profiled)
+        else:
+            layers, overhead = profiled
     sizes = elf_sizes(image.elf)
     m = compute_metrics(record, sizes, target)
     ok = record.ok
     return ResultRow(
         benchmark=case.benchmark, model=model.name, model_sha256=model.sha256, target=target.name,
-        runner=runner.name, engine="builtin", engine_version=engine_version(),
+        runner=runner.name, engine=built.engine, engine_version=built.engine_version,
         compiler=image.compiler, cflags=" ".join(image.cflags), recipe="none",
         status="ok" if ok else "failed", error=record.error,
         proxy=target.qemu.proxy if (target.qemu and runner.name == "qemu") else "",
@@ -135,9 +360,28 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
         ram_bytes=m.ram_bytes if ok else None, ram_static_bytes=m.ram_static_bytes,
         ram_arena_bytes=m.ram_arena_bytes, ram_db_buffer_bytes=m.ram_db_buffer_bytes,
         ram_stack_bytes=m.ram_stack_bytes if ok else None,
-        output_matches_reference=matches, accuracy=None, runs=record.runs,
+        output_matches_reference=matches, runs=record.runs,
         git_revision=git_revision(), timestamp=now(),
+        kernels=built.kernels, arena_used_bytes=built.arena_used_bytes,
+        **_accuracy_fields(accuracy, outcome, ok),
+        layers=layers if ok else None, profile_overhead=overhead if ok else None,
     )
+
+
+def _accuracy_fields(plan: AccuracyPlan | None, outcome: AccuracyOutcome | None, ok: bool) -> dict[str, Any]:
+    """The row's accuracy columns: both scores when the run was scored and the row is ok
+    (a failed row carries no numbers, but still says whether the outputs matched)."""
+    if plan is None:
+        return {"accuracy": None}
+    if outcome is None:
+        metric = "top1" if plan.kind == "top1" else "anomaly_score_mean"
+        return {"accuracy": None, "accuracy_metric": metric, "accuracy_samples": len(plan.samples)}
+    fields: dict[str, Any] = {"accuracy": None, "accuracy_metric": outcome.firmware.metric,
+                              "accuracy_samples": outcome.samples,
+                              "predictions_match_reference": not outcome.first_mismatch}
+    if ok:
+        fields.update(accuracy=outcome.firmware.value, accuracy_reference=outcome.host.value)
+    return fields
 
 
 def _mismatch(record: RunRecord, expected: bytes) -> RunRecord:

@@ -6,7 +6,7 @@ The pipeline stage between an engine's generated C and a runner:
 
 Sources are the engine's generated files and kernels, ``firmware_templates/common``
 (main loop, DUT protocol, timing, stack painting), the CPU architecture's startup
-(``firmware_templates/arch/cortex-m``) and the board family's drivers
+(``firmware_templates/arch/<arch>``: cortex-m, riscv) and the board family's drivers
 (``firmware_templates/boards/<family>``). The linker script is written from the
 descriptor's flash and RAM, the real chip's sizes, so a model that would not fit
 the chip fails here even when the emulated board has more memory.
@@ -26,11 +26,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel, IOSpec
 from harness.engines.builtin.host import cache_dir as tinyhil_cache_dir
 from harness.errors import BuildError, DoesNotFitError, ToolMissingError
+from harness.model import Model
 from harness.targets import TargetDescriptor
 
 COMMON_DIR = TEMPLATES / "common"
@@ -40,14 +41,46 @@ ARCH_DIR = TEMPLATES / "arch"
 STACK_BYTES = 8 * 1024
 OPT_FLAGS = ("-std=c99", "-O2", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra")
 LINK_FLAGS = ("--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections")
+# A per-layer profiling build (bench --profile): th_profile.h turns the engine's
+# TH_LAYER_BEGIN/END hooks into time stamps (firmware_templates/common).
+PROFILE_CFLAGS = ("-DTH_PROFILE", "-include", "th_profile.h")
 
 ARM_GCC_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi")
 QEMU_PACKAGES = ("qemu-system-arm",)
+# qemu-system-<system> -> the Debian packages that ship it.
+QEMU_SYSTEMS = {"arm": QEMU_PACKAGES, "riscv32": ("qemu-system-misc",)}
 
 Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- tools
+
+@dataclass(frozen=True)
+class ToolchainSpec:
+    """A cross toolchain: its program prefix, where it comes from, how it links."""
+
+    prefix: str  # e.g. "arm-none-eabi-" (gcc, objcopy, size follow it)
+    packages: tuple[str, ...]  # Debian packages; () when Debian does not ship it
+    ldflags: tuple[str, ...]
+    hint: str = ""  # how to get it when it is not packaged
+    specs: tuple[str, ...] = ()  # gcc specs files the C library must provide
+
+
+TOOLCHAINS = {
+    "arm-none-eabi": ToolchainSpec("arm-none-eabi-", ARM_GCC_PACKAGES, LINK_FLAGS),
+    # picolibc is Debian's C library for bare-metal RISC-V (no newlib there).
+    "riscv64-unknown-elf": ToolchainSpec(
+        "riscv64-unknown-elf-", ("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf"),
+        ("--specs=picolibc.specs", "-nostartfiles", "-Wl,--gc-sections"), specs=("picolibc.specs",)),
+    # Espressif's compilers for ESP32 (LX6) and ESP32-S3 (LX7) come with ESP-IDF only.
+    "xtensa-esp32-elf": ToolchainSpec(
+        "xtensa-esp32-elf-", (), ("-nostartfiles", "-Wl,--gc-sections"),
+        hint="install ESP-IDF and run its export.sh (Debian does not package it)"),
+    "xtensa-esp32s3-elf": ToolchainSpec(
+        "xtensa-esp32s3-elf-", (), ("-nostartfiles", "-Wl,--gc-sections"),
+        hint="install ESP-IDF and run its export.sh (Debian does not package it)"),
+}
+
 
 @dataclass(frozen=True)
 class Toolchain:
@@ -57,6 +90,7 @@ class Toolchain:
     objcopy: Path
     size: Path
     version: str  # first line of `gcc --version`
+    ldflags: tuple[str, ...] = LINK_FLAGS
 
 
 @dataclass(frozen=True)
@@ -119,15 +153,61 @@ def ensure_tool(program: str, packages: Sequence[str], install: bool = True,
     raise ToolMissingError(f"{program} not found: install it with `sudo apt-get install {pkgs}`")
 
 
-def find_toolchain(install: bool = True, system: System | None = None) -> Toolchain:
-    """arm-none-eabi-gcc with newlib, installed via apt-get when missing and allowed."""
+def find_toolchain(install: bool = True, system: System | None = None,
+                   name: str = "arm-none-eabi") -> Toolchain:
+    """The cross compiler ``name`` (a key of TOOLCHAINS) with its C library.
+
+    Debian-packaged toolchains (arm-none-eabi + newlib, riscv64-unknown-elf +
+    picolibc) are installed via apt-get when missing and allowed; the others
+    (ESP-IDF's xtensa compilers) raise ToolMissingError saying where to get them.
+    """
     sys_ = system or System()
-    gcc = ensure_tool("arm-none-eabi-gcc", ARM_GCC_PACKAGES, install, sys_)
+    spec = TOOLCHAINS[name]
+    program = f"{spec.prefix}gcc"
+    if not spec.packages:
+        found = sys_.which(program)
+        if not found:
+            raise ToolMissingError(f"{program} not found ({spec.hint})")
+        gcc = Path(found)
+    else:
+        gcc = ensure_tool(program, spec.packages, install, sys_)
+        if spec.specs and not _has_specs(gcc, spec.specs):
+            # The compiler without its C library (e.g. only gcc-riscv64-unknown-elf).
+            lib = [p for p in spec.packages if "gcc" not in p]
+            gcc = ensure_tool(spec.specs[0], lib, install, _SpecsLookup(sys_, gcc))
+            gcc = Path(sys_.which(program) or gcc)
     binutils = {}
     for tool in ("objcopy", "size"):
-        path = sys_.which(f"arm-none-eabi-{tool}")
-        binutils[tool] = Path(path) if path else gcc.with_name(f"arm-none-eabi-{tool}")
-    return Toolchain(gcc, binutils["objcopy"], binutils["size"], _gcc_version(gcc))
+        path = sys_.which(f"{spec.prefix}{tool}")
+        binutils[tool] = Path(path) if path else gcc.with_name(f"{spec.prefix}{tool}")
+    return Toolchain(gcc, binutils["objcopy"], binutils["size"], _gcc_version(gcc), spec.ldflags)
+
+
+def _has_specs(gcc: Path, specs: Sequence[str]) -> bool:
+    """Whether gcc finds every specs file (`-print-file-name` echoes the bare name if not)."""
+    for name in specs:
+        try:
+            out = subprocess.run([str(gcc), f"-print-file-name={name}"], capture_output=True,
+                                 text=True).stdout.strip()
+        except OSError:
+            return False
+        if not os.path.isabs(out):
+            return False
+    return True
+
+
+class _SpecsLookup(System):
+    """A System whose `which` finds a specs file through gcc, so ensure_tool can install it."""
+
+    def __init__(self, base: System, gcc: Path) -> None:
+        super().__init__(which=lambda name: str(gcc) if _has_specs(gcc, [name]) else None,
+                         euid=base.euid, os_release=base.os_release, run=base.run, say=base.say)
+
+
+def find_target_toolchain(target: TargetDescriptor, install: bool = True,
+                          system: System | None = None) -> Toolchain:
+    """The cross compiler for ``target``'s core."""
+    return find_toolchain(install, system, target.toolchain)
 
 
 def _gcc_version(gcc: Path) -> str:
@@ -138,9 +218,9 @@ def _gcc_version(gcc: Path) -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-def find_qemu(install: bool = True, system: System | None = None) -> Path:
-    """qemu-system-arm, installed via apt-get when missing and allowed."""
-    return ensure_tool("qemu-system-arm", QEMU_PACKAGES, install, system)
+def find_qemu(install: bool = True, system: System | None = None, qemu_system: str = "arm") -> Path:
+    """qemu-system-<qemu_system> (arm, riscv32), installed via apt-get when missing and allowed."""
+    return ensure_tool(f"qemu-system-{qemu_system}", QEMU_SYSTEMS[qemu_system], install, system)
 
 
 # --------------------------------------------------------------------------- image
@@ -192,7 +272,7 @@ SECTIONS
 
     .rodata :
     {{
-        *(.rodata .rodata.*)
+        *(.rodata .rodata.* .srodata .srodata.*)
         . = ALIGN(4);
     }} > FLASH
 
@@ -205,7 +285,7 @@ SECTIONS
     {{
         . = ALIGN(4);
         __th_data_start = .;
-        *(.data .data.*)
+        *(.data .data.* .sdata .sdata.*)
         . = ALIGN(4);
         __th_data_end = .;
     }} > RAM AT > FLASH
@@ -215,7 +295,7 @@ SECTIONS
     {{
         . = ALIGN(4);
         __th_bss_start = .;
-        *(.bss .bss.* COMMON)
+        *(.bss .bss.* .sbss .sbss.* COMMON)
         . = ALIGN(4);
         __th_bss_end = .;
     }} > RAM
@@ -245,7 +325,41 @@ def _output_spec(io: IOSpec) -> str:
     return f"{{{dtype}, {zero_point}, INT64_C({q32})}}"
 
 
-def config_header(gen: GeneratedModel) -> str:
+class FirmwareSources(Protocol):
+    """What an engine hands build_firmware for one model (the builtin engine's
+    GeneratedModel, the tflm engine's TflmModel)."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def sources(self) -> dict[str, str]: ...  # generated C files: name -> text
+    @property
+    def kernel_dir(self) -> Path: ...  # the engine's templates (on the include path)
+    @property
+    def arena_bytes(self) -> int: ...
+    @property
+    def inputs(self) -> tuple[IOSpec, ...]: ...
+    @property
+    def outputs(self) -> tuple[IOSpec, ...]: ...
+    def kernel_sources(self) -> list[Path]: ...  # the engine's C sources to compile
+
+
+@dataclass(frozen=True)
+class CxxPart:
+    """C++ an engine adds to a firmware (the tflm engine): compiled with the target's
+    g++ and the firmware's flags, then linked with the engine's static libraries."""
+
+    engine: str  # the engine's name, for the FirmwareImage
+    sources: dict[str, str]  # generated C++ files: name -> text
+    templates: tuple[Path, ...]  # the engine's C++ glue files
+    cxxflags: tuple[str, ...]  # language flags and defines the libraries were built with
+    system_includes: tuple[Path, ...]  # third-party headers (-isystem: their warnings are not ours)
+    libraries: tuple[Path, ...]  # static libraries, linked after the objects
+    key: str  # identifies what the libraries were built from (part of the cache key)
+    link_libs: tuple[str, ...] = ("-lstdc++", "-lm")
+
+
+def config_header(gen: FirmwareSources) -> str:
     """th_config.h: the facts about the model that the common firmware is compiled with."""
     specs = ", ".join(_output_spec(io) for io in gen.outputs)
     return f"""/* Generated by tinyhil: build configuration for {gen.model.name}. */
@@ -268,24 +382,53 @@ def _template_files(directory: Path) -> list[Path]:
 
 
 def _arch_dir(target: TargetDescriptor) -> Path:
-    if target.core.startswith("cortex-m"):
-        return ARCH_DIR / "cortex-m"
-    raise BuildError(f"{target.name}: no startup code for core {target.core!r}")
+    arch = ARCH_DIR / target.arch
+    if not arch.is_dir():
+        raise BuildError(f"{target.name}: no startup code for core {target.core!r} in {arch}")
+    return arch
 
 
 def compile_flags(target: TargetDescriptor) -> tuple[str, ...]:
     """Compiler flags for ``target`` (without include paths)."""
     defines = tuple(f"-D{k}={v}" for k, v in target.board_defines)
-    return (f"-mcpu={target.mcpu}", "-mthumb", *target.fpu_flags, *OPT_FLAGS, *defines)
+    return (*target.core_flags, *OPT_FLAGS, *defines)
 
 
-def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Path | None = None,
+# How a firmware is built for each kind of host: the emulator build is the
+# descriptor's [board]; Renode and boards run the real chip's build ([chip]);
+# a board build also times with the core's cycle counter at the chip's real
+# clock (the board family's clock setup). Nothing else differs.
+BUILD_VARIANTS = ("emulator", "chip", "board")
+
+
+def variant_target(target: TargetDescriptor, variant: str) -> TargetDescriptor:
+    """``target`` as its ``variant`` build sees it (a runner's ``build_variant``).
+
+    "emulator" is the descriptor as is; "chip" the ``[chip]`` board family,
+    defines and memory origins; "board" the chip build plus the cycle counter
+    and clock setup defines (``TH_COUNTER_CYCLES``, ``TH_CLOCK_SETUP``, ``TH_CPU_HZ``).
+    """
+    if variant == "emulator":
+        return target
+    if variant not in BUILD_VARIANTS:
+        raise ValueError(f"unknown build variant {variant!r} (known: {', '.join(BUILD_VARIANTS)})")
+    chip = target.chip_target()
+    if variant == "chip":
+        return chip
+    extra = [("TH_CPU_HZ", f"{target.clock_hz}u"), ("TH_CLOCK_SETUP", "1")]
+    if target.has_cycle_counter:
+        extra.append(("TH_COUNTER_CYCLES", "1"))
+    return replace(chip, board_defines=(*chip.board_defines, *extra))
+
+
+def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Path | None = None,
                    progress: Progress | None = None, toolchain: Toolchain | None = None,
-                   stack_bytes: int = STACK_BYTES, extra_cflags: Sequence[str] = ()) -> FirmwareImage:
+                   stack_bytes: int = STACK_BYTES, extra_cflags: Sequence[str] = (),
+                   cxx: CxxPart | None = None) -> FirmwareImage:
     """Compile and link ``gen`` for ``target``, or return the cached image.
 
     Args:
-        gen: the builtin engine's generated model.
+        gen: an engine's generated model (the builtin engine's GeneratedModel).
         target: the target descriptor (core, board family, memory map).
         cache_dir: where images are kept (default ``~/.cache/tinyhil/firmware``,
             under ``TINYHIL_CACHE`` when set); one directory per cache key.
@@ -293,13 +436,14 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
         toolchain: the cross compiler (default: ``find_toolchain()``).
         stack_bytes: the stack reserved at the top of RAM.
         extra_cflags: appended to the compiler flags (e.g. ``-DTH_TEST_COMMANDS``).
+        cxx: the engine's C++ part and libraries, if it has one (the tflm engine).
 
     Raises:
         BuildError: the compiler failed or warned, or the model does not fit the
             target's flash or RAM (the message says by how many bytes).
     """
     say = progress or (lambda _msg: None)
-    tc = toolchain or find_toolchain()
+    tc = toolchain or find_target_toolchain(target)
     arch = _arch_dir(target)
     board = BOARDS_DIR / target.board_family
     if not board.is_dir():
@@ -310,6 +454,9 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
     generated["th_config.h"] = config_header(gen)
     templates: dict[str, Path] = {}
     kernel_files = [*gen.kernel_sources(), *sorted(gen.kernel_dir.glob("*.h"))]
+    if cxx is not None:
+        generated.update(cxx.sources)
+        kernel_files += cxx.templates
     for path in [*kernel_files, *_template_files(COMMON_DIR), *_template_files(arch),
                  *_template_files(board)]:
         if path.name in templates or path.name in generated:
@@ -318,7 +465,7 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
         templates[path.name] = path
     script = linker_script(target, stack_bytes)
     cflags = (*compile_flags(target), *extra_cflags)
-    ldflags = LINK_FLAGS
+    ldflags = tc.ldflags
 
     h = hashlib.sha256()
     for part in (tc.version, "\0".join(cflags), "\0".join(ldflags), script):
@@ -327,6 +474,9 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
         h.update(f"gen/{name}\0".encode() + generated[name].encode() + b"\0\0")
     for name in sorted(templates):
         h.update(f"tpl/{name}\0".encode() + templates[name].read_bytes() + b"\0\0")
+    if cxx is not None:
+        for part in (cxx.key, *cxx.cxxflags, *map(str, cxx.system_includes), *cxx.link_libs):
+            h.update(f"cxx/{part}\0".encode())
     key = h.hexdigest()[:32]
 
     root = cache_dir if cache_dir is not None else tinyhil_cache_dir() / "firmware"
@@ -334,7 +484,7 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
     elf = out_dir / "firmware.elf"
     image = FirmwareImage(
         elf=elf, target=target.name, model=gen.model.name, model_sha256=gen.model.sha256,
-        engine="builtin", compiler=tc.version, cflags=cflags, arena_bytes=gen.arena_bytes,
+        engine=cxx.engine if cxx else "builtin", compiler=tc.version, cflags=cflags, arena_bytes=gen.arena_bytes,
         input_bytes=sum(io.nbytes for io in gen.inputs),
         output_bytes=sum(io.nbytes for io in gen.outputs), cache_hit=True,
     )
@@ -354,8 +504,10 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
                          + [p for n, p in templates.items() if n.endswith(".c")],
                          key=lambda p: p.name)
         includes = [f"-I{d}" for d in (gen_dir, gen.kernel_dir, COMMON_DIR, arch, board)]
+        objects = _compile_cxx(cxx, tc, cflags, includes, gen_dir, work) if cxx else []
+        libs = [*map(str, cxx.libraries), *cxx.link_libs] if cxx else []
         tmp_elf = work / "firmware.elf"
-        cmd = [str(tc.gcc), *cflags, *includes, *map(str, sources), *ldflags,
+        cmd = [str(tc.gcc), *cflags, *includes, *map(str, sources), *objects, *libs, *ldflags,
                f"-T{work / 'firmware.ld'}", f"-Wl,-Map={work / 'firmware.map'}", "-o", str(tmp_elf)]
         say(f"compiling {len(sources)} sources for {target.name} ({target.mcpu})")
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -375,6 +527,27 @@ def build_firmware(gen: GeneratedModel, target: TargetDescriptor, cache_dir: Pat
         os.replace(tmp_elf, elf)  # last: a concurrent build sees all or nothing
     say(f"firmware for {gen.model.name} on {target.name}: {elf}")
     return replace(image, cache_hit=False)
+
+
+def _compile_cxx(cxx: CxxPart, tc: Toolchain, cflags: tuple[str, ...], includes: list[str],
+                 gen_dir: Path, work: Path) -> list[str]:
+    """Compile an engine's C++ (generated and glue) with the firmware's flags; the objects."""
+    gxx = tc.gcc.with_name(tc.gcc.name.replace("gcc", "g++"))
+    flags = [f for f in cflags if not f.startswith("-std=")]
+    system = [f"-isystem{d}" for d in cxx.system_includes]
+    objects = []
+    for src in [*(gen_dir / n for n in sorted(cxx.sources)), *cxx.templates]:
+        if src.suffix != ".cc":
+            continue
+        obj = work / (src.stem + ".o")
+        cmd = [str(gxx), *flags, *cxx.cxxflags, *includes, *system, "-c", str(src), "-o", str(obj)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or proc.stderr.strip():
+            # Like the C part, the glue must build warning-free.
+            raise BuildError(f"compiling {src.name} ({cxx.engine} engine) failed"
+                             + ("" if proc.returncode else " with warnings"), cmd, proc.stderr)
+        objects.append(str(obj))
+    return objects
 
 
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")

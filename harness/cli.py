@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__
@@ -25,35 +26,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.bench import BenchCase, resolve_models, run_case
-    from harness.build import find_qemu, find_toolchain
     from harness.model import load_model
-    from harness.engines.builtin import generate
+    from harness.engines.dispatch import check_model, parse_engines
+    from harness.hosting import prepare_runner
     from harness.results import default_results_path, write_csv, write_rows
-    from harness.runners.qemu import QemuRunner
     from harness.targets import find_target
 
     targets = [find_target(t) for t in (args.target or ["cortex-m4"])]
     models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    engines = parse_engines(args.engine, args.kernels, args.tflm_src)
     for _, path, _ in models:  # user mistakes first, before minutes of building
-        generate(load_model(path))
-    for t in targets:
-        if t.qemu is None:
-            raise UserInputError(f"target {t.name} cannot run under QEMU (no [qemu] section in {t.path})")
-    find_toolchain()
-    runner = QemuRunner(str(find_qemu()))
-    cases = [BenchCase(b, p, d, t) for t in targets for b, p, d in models]
+        for spec in engines:
+            check_model(spec, load_model(path), targets)
+    # A target the runner cannot host is exit 2; its tools are installed or named.
+    runner = prepare_runner(args.runner, args.port, targets)
+    cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
+    plans = accuracy_plans(args, models)
 
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         overall = progress.add_task("bench", total=len(cases))
         for case in cases:
-            label = f"{case.benchmark} on {case.target.name}"
+            label = f"{case.benchmark} on {case.target.name}" + (f" ({case.engine.label})" if len(engines) > 1 else "")
 
             def note(msg: str, label: str = label) -> None:
                 progress.update(overall, description=f"{label}: {msg}")
 
-            rows.append(run_case(case, runner, args.runs, args.warmup, args.timeout, note))
+            plan = plans.get(case.model_path)
+            inputs = progress.add_task(f"  {label}: accuracy inputs", total=len(plan.samples), visible=False) \
+                if plan is not None and plan.samples else None
+
+            def on_input(done: int, total: int, task: Any = inputs) -> None:
+                if task is not None:
+                    progress.update(task, completed=done, total=total, visible=True)
+
+            rows.append(run_case(case, runner, args.runs, args.warmup, args.timeout, note,
+                                 accuracy=plan, profile=bool(getattr(args, "profile", False)), on_input=on_input))
+            if inputs is not None:
+                progress.remove_task(inputs)
             progress.advance(overall)
 
     out = Path(args.out) if args.out else default_results_path()
@@ -61,9 +72,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(rows, Path(args.csv))
     console.print(bench_table(rows))
+    if len(engines) > 1:
+        console.print(engines_table(rows))
+    print_accuracy_and_profiles(rows, plans, bool(getattr(args, "profile", False)))
     notes = sorted({f"{r.target}: {r.proxy}" for r in rows if r.proxy})
     for n in notes:
         console.print(f"[dim]{n}[/]")
+    if args.runner != "qemu":
+        console.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
+                                                 "latency = cycles / clock (a timer's time on cores without one)"
+                                                 if args.runner == "board" else
+                                                 "instructions = Renode's ExecutedInstructions per inference") + "[/]")
     console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; "
                   "est. latency = est_cycles (instructions x the target's CPI) / clock; "
                   "energy = est. latency x datasheet active power. Sources: the target descriptors.[/]")
@@ -74,12 +93,96 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def accuracy_plans(args: argparse.Namespace, models: list[tuple[str, Path, Path | None]]) -> dict[Path, Any]:
+    """--accuracy: each model's dataset plan (a bad --dataset is exit 2, before any build)."""
+    from harness.bench import plan_accuracy
+    from harness.model import load_model
+
+    dataset = getattr(args, "dataset", None)
+    if not getattr(args, "accuracy", False):
+        if dataset or getattr(args, "limit", None) is not None:
+            raise UserInputError("--dataset and --limit apply to accuracy runs: add --accuracy")
+        return {}
+    if dataset and len(models) != 1:
+        raise UserInputError(f"--dataset {dataset} is for one model: give exactly one --model "
+                             f"(got {len(models)}: {', '.join(b for b, _, _ in models)})")
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise UserInputError(f"--limit {limit}: expected a number of inputs >= 1")
+    return {path: plan_accuracy(bench, load_model(path), ds, Path(dataset) if dataset else None, limit)
+            for bench, path, ds in models}
+
+
+def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile: bool = False) -> None:
+    """After the bench table: accuracy on target against the host, then each row's per-layer profile."""
+    if plans:
+        console.print(accuracy_table(rows))
+        for reason in dict.fromkeys(p.unavailable for p in plans.values() if p.unavailable):
+            console.print(f"[yellow]note:[/] {escape(reason)}", soft_wrap=True, highlight=False)
+    for r in rows:
+        if r.layers:
+            console.print(layers_table(r))
+    if any(r.layers for r in rows):
+        console.print("[dim]per layer: the firmware's own timer stamps around each kernel call (a profiling "
+                      "build). Each layer's count includes one BEGIN/END pair of timer reads (the overhead "
+                      "above); the layers sum to the whole inference plus that overhead per layer, within "
+                      "two timer ticks (40 instructions each on mps2, 1 on stm32f405).[/]")
+    skipped = sorted({r.engine for r in rows if profile and r.engine != "builtin"})
+    if skipped:
+        console.print(f"[yellow]note:[/] no per-layer profile for the {', '.join(skipped)} engine: "
+                      "--profile times the builtin engine's kernel calls", highlight=False)
+
+
+def _accuracy_value(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if metric == "top1" else f"{value:.4f}"
+
+
+def accuracy_table(rows: list[Any]) -> Table:
+    table = Table(title="accuracy on target (firmware) against the host interpreter")
+    for c in ("benchmark", "target", "metric", "inputs", "firmware", "host", "outputs"):
+        table.add_column(c, justify="right" if c in ("inputs", "firmware", "host") else "left")
+    for r in rows:
+        if not r.accuracy_metric:
+            continue
+        match = r.predictions_match_reference
+        outputs = ("[green]all equal[/]" if match else "[red]differ[/]" if match is False
+                   else "no dataset" if not r.accuracy_samples else "-")
+        table.add_row(r.benchmark, r.target, r.accuracy_metric, f"{r.accuracy_samples or 0:,}",
+                      _accuracy_value(r.accuracy, r.accuracy_metric),
+                      _accuracy_value(r.accuracy_reference, r.accuracy_metric), outputs)
+    return table
+
+
+def layers_table(row: Any) -> Table:
+    """One row's per-layer profile: op, output shape, MACs, count, MACs per count, share."""
+    unit = "instructions" if row.instructions is not None else "cycles"
+    total = sum(layer["count"] for layer in row.layers) or 1
+    table = Table(title=f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
+                        f"{row.profile_overhead} per layer)")
+    for c in ("#", "op", "output shape", "MACs", unit, f"MACs/{unit[:-1]}", "% of total"):
+        table.add_column(c, justify="left" if c in ("op", "output shape") else "right")
+    for layer in row.layers:
+        mpc = layer["macs_per_count"]
+        table.add_row(str(layer["index"]), layer["op"], "x".join(str(d) for d in layer["output_shape"]),
+                      f"{layer['macs']:,}", f"{layer['count']:,}", f"{mpc:.3f}" if mpc is not None else "-",
+                      f"{100 * layer['count'] / total:.1f}")
+    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}", "", "100.0",
+                  style="bold")
+    return table
+
+
 def bench_table(rows: list[Any]) -> Table:
-    table = Table(title="tinyhil bench (builtin engine)")
-    cols = ("benchmark", "target", "instructions", "est. latency ms", "flash KiB (code+weights+other)",
+    from harness.engines.compare import engine_label
+
+    labels = list(dict.fromkeys(engine_label(r) for r in rows)) or ["builtin"]
+    by_engine = labels != ["builtin"]  # an engine column unless every row is builtin's
+    table = Table(title=f"tinyhil bench ({', '.join(labels)} engine{'s' if len(labels) > 1 else ''})")
+    cols = ("benchmark", "target", *(("engine",) if by_engine else ()), "instructions", "est. latency ms", "flash KiB (code+weights+other)",
             "RAM KiB (static+stack)", "energy uJ", "output", "status")
     for c in cols:
-        table.add_column(c, justify="left" if c in ("benchmark", "target", "status") else "right")
+        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine", "status") else "right")
     for r in rows:
         ok = r.status == "ok"
         flash = (f"{r.flash_bytes / 1024:.1f} ({r.flash_code_bytes / 1024:.1f}+"
@@ -87,8 +190,10 @@ def bench_table(rows: list[Any]) -> Table:
         ram = (f"{r.ram_bytes / 1024:.1f} ({r.ram_static_bytes / 1024:.1f}+{r.ram_stack_bytes / 1024:.1f})"
                if ok else f"{r.ram_static_bytes / 1024:.1f} (static)")
         table.add_row(
-            r.benchmark, r.target,
-            f"{r.instructions:,}" if ok else "-",
+            r.benchmark, r.target, *((engine_label(r),) if by_engine else ()),
+            # A board's row has cycles (DWT) or only a timer latency, never instructions.
+            f"{r.instructions:,}" if ok and r.instructions is not None
+            else f"{r.cycles:,} cycles" if ok and r.cycles is not None else "-",
             f"{r.latency_ms:.2f}" if ok else "-",
             flash, ram,
             f"{r.energy_uj:,.0f}" if ok else "-",
@@ -96,6 +201,41 @@ def bench_table(rows: list[Any]) -> Table:
             "[green]ok[/]" if ok else "[red]failed[/]",
         )
     return table
+
+
+def engines_table(rows: list[Any]) -> Table:
+    """The engines side by side per model and target, with ratios to builtin."""
+    from harness.engines.compare import compare_engines
+
+    table = Table(title="engines side by side (ratio = engine / builtin)")
+    for c in ("benchmark", "target", "engine", "instructions", "x", "arena B", "x", "flash KiB", "x",
+              "RAM KiB", "x", "output"):
+        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine") else "right")
+
+    def num(v: int | None, scale: float = 1.0, fmt: str = ",.0f") -> str:
+        return "-" if v is None else format(v / scale, fmt)
+
+    def ratio(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for e in compare_engines(rows):
+        out = ("-" if e.output_matches_reference is None
+               else "[green]= reference[/]" if e.output_matches_reference else "[red]differs[/]")
+        table.add_row(e.benchmark, e.target, e.engine, num(e.instructions), ratio(e.instructions_ratio),
+                      num(e.arena_bytes), ratio(e.arena_ratio), num(e.flash_bytes, 1024, ".1f"),
+                      ratio(e.flash_ratio), num(e.ram_bytes, 1024, ".1f"), ratio(e.ram_ratio), out)
+    return table
+
+
+def cmd_tflm_fetch(args: argparse.Namespace) -> int:
+    """Clone TFLM and its third-party trees at the pinned commits (tinyhil tflm fetch)."""
+    from harness.engines.tflm.trees import DEFAULT_URL_TEMPLATE, PINNED, fetch_trees
+
+    trees = fetch_trees(Path(args.dest) if args.dest else None, args.url_template or DEFAULT_URL_TEMPLATE,
+                        progress=lambda m: err_console.print(m, highlight=False), force=args.force)
+    for pin in PINNED:
+        console.print(f"{pin.name:13} {pin.commit}  {trees.path(pin.name)}", highlight=False)
+    return 0
 
 
 def cmd_engine_check(args: argparse.Namespace) -> int:
@@ -143,19 +283,170 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    """List every target descriptor with its core, clock, memory and QEMU host."""
+    """List every target with the runners that can host it here, and why not where not."""
+    from harness.hosting import hosting
     from harness.targets import available_targets
 
     table = Table(title="targets")
-    for c in ("name", "core", "clock MHz", "flash KiB", "RAM KiB", "runs on", "power mW", "notes"):
+    for c in ("name", "core", "clock MHz", "flash KiB", "RAM KiB", "runs here", "not here, because", "notes"):
         table.add_column(c)
     for t in available_targets():
-        host = f"qemu {t.qemu.machine}" if t.qemu else "-"
+        hosts = hosting(t, args.port)
+        here = "\n".join(h.runner + (f" ({t.qemu.machine})" if h.runner == "qemu" and t.qemu else "")
+                         + (f": {h.reason}" if h.reason else "") for h in hosts if h.ok) or "-"
+        why_not = "\n".join(f"{h.runner}: {h.reason}" for h in hosts if not h.ok) or "-"
         table.add_row(t.name, t.core, f"{t.clock_hz / 1e6:g}", str(t.flash.size // 1024),
-                      str(t.ram.size // 1024), host, f"{t.power.active_mw:g}",
+                      str(t.ram.size // 1024), here, why_not,
                       (t.qemu.proxy if t.qemu and t.qemu.proxy else t.description))
     console.print(table)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render result rows as a terminal table, and as CSV, Markdown or HTML when asked."""
+    from harness.report import default_inputs, html_page, load_report, markdown, mlperf_csv, terminal
+
+    paths = [Path(p) for p in args.results] or default_inputs()
+    report = load_report(paths)
+    terminal.render(report, console)
+    for path, module in ((args.csv, mlperf_csv), (args.md, markdown), (args.html, html_page)):
+        if path:
+            console.print(f"wrote {module.write(report, Path(path))}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    """Rerun the suite (or read --rows), compare with a baseline; 1 on any regression."""
+    from harness.bench import MLPERF_TINY
+    from harness.regress import compare, in_scope, parse_tolerances, read_baseline
+    from harness.results import default_results_path, load_row_files
+
+    tolerances = parse_tolerances(args.tol)
+    baseline = read_baseline(Path(args.baseline))
+    targets = list(args.target)
+    benchmarks = [m if m in MLPERF_TINY else Path(m).stem for m in args.model]
+    if args.rows:
+        current = load_row_files([Path(p) for p in args.rows])
+    else:
+        if not args.target:
+            args.target = sorted({r["target"] for r in baseline})
+        if not args.model:
+            args.model = [b for b in MLPERF_TINY if any(r["benchmark"] == b for r in baseline)]
+            if not args.model:
+                raise UserInputError(f"{args.baseline}: no MLPerf Tiny benchmark in the baseline to rerun: "
+                                     "name the models with --model PATH.tflite")
+        if not args.engine:
+            args.engine = sorted({str(r["engine"]) for r in baseline})
+            if not args.kernels:
+                args.kernels = sorted({str(r["kernels"]) for r in baseline if r.get("kernels")})
+        # The rows land in results/ like any bench run's, so reports show them in the trend.
+        args.out, args.csv = str(default_results_path()), None
+        cmd_bench(args)
+        current = load_row_files([Path(args.out)])
+    result = compare(in_scope(baseline, targets, benchmarks), in_scope(current, targets, benchmarks), tolerances)
+    console.print(regress_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
+    tol = ", ".join(f"{k} {v:g}{'%' if k != 'accuracy' else ' points'}" for k, v in result.tolerances.items())
+    console.print(f"{result.keys_compared} keys compared with {args.baseline} (tolerances: {tol}): "
+                  f"{result.count('regression')} regressions, {result.count('improvement')} improvements, "
+                  f"{result.count('within tolerance')} within tolerance, {result.count('new')} new, "
+                  f"{result.count('unchanged')} unchanged", highlight=False)
+    if result.ok:
+        console.print("[green]no regressions[/]")
+        return 0
+    err_console.print(f"[red]{result.count('regression')} regression(s)[/] against {args.baseline}",
+                      highlight=False)
+    return 1
+
+
+def regress_table(result: Any) -> Table:
+    """One line per key: each metric's value, or baseline -> this run when it moved; row notes last."""
+    from harness.regress import METRICS
+
+    table = Table(title="tinyhil regress: this run against the baseline")
+    for c in ("benchmark", "target", "engine", "recipe", *METRICS, "verdict"):
+        table.add_column(c, justify="right" if c in METRICS else "left")
+    style = {"regression": "red", "improvement": "green", "within tolerance": "yellow", "new": "cyan",
+             "unchanged": ""}
+    by_key: dict[Any, list[Any]] = {}
+    for c in result.changes:
+        by_key.setdefault(c.key, []).append(c)
+    for key, changes in by_key.items():
+        cells = {m: "" for m in METRICS}
+        notes = []
+        for c in changes:
+            if c.what not in METRICS:
+                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {escape(c.note)}")
+                continue
+            if c.verdict == "unchanged":
+                cells[c.what] = _num(c.current)
+            elif c.current is None:
+                cells[c.what] = f"[red]{_num(c.baseline)} -> none[/]"
+                notes.append(f"[red]regression[/]: {c.what} {escape(c.note)}")
+            else:
+                pct = f" ({c.delta_pct:+.3g}%)" if c.delta_pct is not None else ""
+                cells[c.what] = f"[{style[c.verdict]}]{_num(c.baseline)} -> {_num(c.current)}{pct}[/]"
+                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {c.what}" + (f" ({escape(c.note)})" if c.note else ""))
+        table.add_row(*key, *cells.values(), "; ".join(notes) or "unchanged")
+    return table
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v == int(v) and abs(v) >= 1 else f"{v:.4g}"
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    """Write a baseline from result rows (default: the newest results/bench-*.jsonl)."""
+    from harness.regress import write_baseline
+    from harness.results import RESULTS_DIR, load_row_files, row_key
+
+    if args.rows:
+        paths = [Path(p) for p in args.rows]
+    else:
+        runs = sorted(RESULTS_DIR.glob("bench-*.jsonl"))
+        if not runs:
+            raise UserInputError(f"no {RESULTS_DIR}/bench-*.jsonl to make a baseline from: run `tinyhil bench` "
+                                 "or pass --rows FILE")
+        paths = [runs[-1]]
+    sources = ", ".join(str(p) for p in paths)
+    doc = write_baseline(load_row_files(paths), Path(args.out), source=sources)
+    keys = ", ".join(sorted({"/".join(row_key(r)[:3]) for r in doc["rows"]}))
+    console.print(f"baseline {args.out}: {len(doc['rows'])} rows ({keys}) from {sources}", highlight=False)
+    return 0
+
+
+def _bench_run_options(p: argparse.ArgumentParser) -> None:
+    """What to run and how: shared by `bench` and `regress` (which reruns the suite through the bench)."""
+    p.add_argument("--target", action="append", default=[],
+                   help="target name (targets/*.toml) or descriptor path; repeatable (default cortex-m4)")
+    p.add_argument("--model", action="append", default=[],
+                   help="kws, vww, ic, ad (MLPerf Tiny) or a .tflite path; repeatable (default: all four)")
+    p.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    p.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
+    p.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    p.add_argument("--engine", action="append", default=[],
+                   help="builtin, tflm or a comma list (builtin,tflm); repeatable (default builtin)")
+    p.add_argument("--kernels", action="append", default=[],
+                   help="TFLM kernels: ref, cmsis-nn or ref,cmsis-nn (default ref)")
+    p.add_argument("--tflm-src", help="directory with the TFLM source trees (default: TINYHIL_TFLM_SRC, "
+                                      "else what `tinyhil tflm fetch` fetched)")
+    p.add_argument("--runner", choices=("qemu", "renode", "board"), default="qemu",
+                   help="where the firmware runs (default qemu; `tinyhil targets` says what works here)")
+    p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
+                                  "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
+    p.add_argument("--accuracy", action="store_true",
+                   help="also infer every dataset input on target and score it (top-1, AD score/AUC) "
+                        "against the host interpreter")
+    p.add_argument("--dataset", metavar="DIR",
+                   help="--accuracy: EnergyRunner dataset directory (*.bin + y_labels.csv) for the one "
+                        "--model (default: the benchmark's own under ../shared/datasets)")
+    p.add_argument("--limit", type=int, metavar="N", help="--accuracy: use the first N dataset inputs")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each layer (builtin engine; a separate profiling build)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,20 +456,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmark models on targets under QEMU")
-    bench.add_argument("--target", action="append", default=[],
-                       help="target name (targets/*.toml) or descriptor path; repeatable (default cortex-m4)")
-    bench.add_argument("--model", action="append", default=[],
-                       help="kws, vww, ic, ad (MLPerf Tiny) or a .tflite path; repeatable (default: all four)")
-    bench.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
-    bench.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
-    bench.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
-    bench.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    _bench_run_options(bench)
     bench.add_argument("--out", help="JSON lines file for the result rows (default results/bench-<time>.jsonl)")
     bench.add_argument("--csv", help="also write the rows as CSV")
     bench.set_defaults(func=cmd_bench)
 
-    targets = sub.add_parser("targets", help="list the target descriptors")
+    targets = sub.add_parser("targets", help="list the targets and which runners can host them here")
+    targets.add_argument("--port", help="a board's serial port, to check the board runner with it")
     targets.set_defaults(func=cmd_targets)
+
+    report = sub.add_parser("report", help="render result rows as a table, CSV, Markdown or HTML")
+    report.add_argument("results", nargs="*", metavar="RESULTS",
+                        help="JSON-lines result files or directories (default: results/*.jsonl)")
+    report.add_argument("--csv", metavar="PATH", help="write an MLPerf-Tiny-shaped CSV")
+    report.add_argument("--md", metavar="PATH", help="write a Markdown report")
+    report.add_argument("--html", metavar="PATH", help="write a self-contained HTML page with plots")
+    report.set_defaults(func=cmd_report)
+
+    regress = sub.add_parser("regress", help="rerun the suite (or read rows) and compare with a baseline",
+                             description="Exit 1 on any regression (worse beyond its tolerance, a missing "
+                                         "or failed row), 0 otherwise. Without --rows the suite is rerun "
+                                         "through the bench (the baseline's targets and models unless "
+                                         "--target/--model say otherwise) and its rows go to results/.")
+    regress.add_argument("--baseline", required=True, metavar="FILE", help="baseline file (tinyhil baseline update)")
+    regress.add_argument("--rows", nargs="+", action="extend", metavar="ROWS",
+                         help="compare these JSON-lines result files instead of rerunning")
+    regress.add_argument("--tol", action="append", default=[], metavar="METRIC=VALUE",
+                         help="tolerance: instructions, flash, ram in percent, accuracy in points "
+                              "(defaults 0); repeatable")
+    _bench_run_options(regress)
+    regress.set_defaults(func=cmd_regress)
+
+    baseline = sub.add_parser("baseline", help="manage regression baselines")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    update = baseline_sub.add_parser("update", help="write a baseline from result rows")
+    update.add_argument("--rows", nargs="+", action="extend", metavar="ROWS",
+                        help="JSON-lines result files (default: the newest results/bench-*.jsonl)")
+    update.add_argument("--out", default="results/baseline.json", metavar="FILE",
+                        help="baseline file to write (default results/baseline.json)")
+    update.set_defaults(func=cmd_baseline_update)
+
+    tflm = sub.add_parser("tflm", help="the TensorFlow Lite Micro engine's source trees")
+    tflm_sub = tflm.add_subparsers(dest="tflm_command", required=True)
+    fetch = tflm_sub.add_parser("fetch", help="clone TFLM and its third-party code at the pinned commits")
+    fetch.add_argument("--dest", help="where the trees go (default ~/.cache/tinyhil/tflm, under TINYHIL_CACHE)")
+    fetch.add_argument("--url-template", help="git URL of each repository from {repo} (owner/name), {owner} "
+                                              "and {name}; default https://github.com/{repo}.git")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when the trees are present")
+    fetch.set_defaults(func=cmd_tflm_fetch)
 
     engine = sub.add_parser("engine", help="inspect and verify the builtin engine")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True)

@@ -14,11 +14,17 @@ from harness.model import Model, Tensor
 
 @dataclass(frozen=True)
 class Sample:
-    """One inference's inputs (one array per model input) and its label if known."""
+    """One inference's inputs (one array per model input) and its label if known.
+
+    ``features`` keeps the float values a quantized input was made from (the
+    anomaly-detection windows), which the MLPerf Tiny AD score compares the
+    model's output with.
+    """
 
     name: str
     inputs: tuple[np.ndarray, ...]
     label: int | None = None
+    features: np.ndarray | None = None
 
 
 def random_samples(model: Model, count: int, seed: int = 0) -> list[Sample]:
@@ -91,8 +97,9 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
                 raise DatasetError(f"{path}: window of {wn} floats does not fit input '{t.name}' "
                                    f"of {t.num_elements} elements")
             for k, start in enumerate(range(0, len(floats) - wn + 1, sn)):
-                win = quantize_input(floats[start:start + wn], t).reshape(t.shape)
-                samples.append(Sample(f"{path.name}#{k}", (win,), label))
+                window_floats = floats[start:start + wn]
+                win = quantize_input(window_floats, t).reshape(t.shape)
+                samples.append(Sample(f"{path.name}#{k}", (win,), label, window_floats.reshape(t.shape)))
         else:
             raise DatasetError(
                 f"{path}: {len(raw)} bytes, but input '{t.name}' {list(t.shape)} {t.dtype} needs "

@@ -8,15 +8,23 @@ in ``%``) and reads reply lines until ``m-ready``. A reply line ``e-[...]`` is a
 
 tinyhil's own extensions use the standard shape (``m-th-ticks-123``), so a
 stock EEMBC runner ignores them and this client can also drive third-party
-MLPerf Tiny firmware for the standard commands.
+MLPerf Tiny firmware for the standard commands. Two of them carry raw bytes
+instead of hex (``th-dbb``, ``th-batch``: see docs/dut-protocol.md); they are
+for tinyhil firmware only.
+
+When the port has a file descriptor (``socket://``, a local serial port) the
+client sets it non-blocking and waits with ``select``, so a reply is read as
+soon as it arrives rather than when the port's read timeout expires.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import time
+import zlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol, Sequence
 
 from harness.errors import DutProtocolError, RunTimeout
 
@@ -26,6 +34,12 @@ READY = "m-ready"
 DB_CHUNK = 512
 
 _VALUE = re.compile(r"^m-(?P<key>[a-z][a-z-]*?)-(?P<value>\[.*\]|-?\d+|[0-9a-f]+)$")
+# th-batch: per input "m-th-out-[index,crc32 of the input,invoke status,output hex]".
+_BATCH_OUT = re.compile(r"^m-th-out-\[(\d+),([0-9a-f]{8}),(-?\d+),([0-9a-f]*)\]$")
+_LAYER = re.compile(r"^m-th-layer-\[(\d+),(\d+)\]$")
+# Raw input bytes kept in flight during th-batch: enough that the device never
+# waits for the host, little enough for any UART driver's buffer.
+BATCH_WINDOW_BYTES = 8192
 
 
 class Port(Protocol):
@@ -59,6 +73,28 @@ def parse_values(lines: list[str]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class LayerProfile:
+    """What ``th-profile%`` reported for the last inference (ticks of the board timer)."""
+
+    layers: tuple[tuple[int, int], ...]  # (op index, ticks) in execution order
+    pairs: int  # empty BEGIN/END pairs timed for the hooks' own cost
+    pair_ticks: int  # their total, loop overhead removed
+
+
+def _select_fd(port: Port) -> int | None:
+    """The port's file descriptor after making its reads non-blocking, or None."""
+    fileno = getattr(port, "fileno", None)
+    if fileno is None or not hasattr(port, "timeout"):
+        return None
+    try:
+        fd = int(fileno())
+        setattr(port, "timeout", 0)  # read() returns what is there; select() does the waiting
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fd
+
+
 class Dut:
     """One device under test, spoken to line by line."""
 
@@ -66,6 +102,7 @@ class Dut:
         self.port = port
         self.timeout_s = timeout_s
         self._buf = b""
+        self._fd = _select_fd(port)
         self.transcript: list[str] = []  # every line seen, for failure reports
 
     def close(self) -> None:
@@ -76,13 +113,20 @@ class Dut:
             if time.monotonic() > deadline:
                 tail = " | ".join(self.transcript[-5:]) or "nothing"
                 raise RunTimeout(f"no answer from the device within the deadline (last lines: {tail})")
-            chunk = self.port.read(4096)
-            if chunk:
-                self._buf += chunk
+            self._buf += self._read_some(max(0.0, min(0.5, deadline - time.monotonic())))
         line, self._buf = self._buf.split(b"\n", 1)
         text = line.decode("ascii", errors="replace").strip("\r\x00 ")
         self.transcript.append(text)
         return text
+
+    def _read_some(self, wait_s: float) -> bytes:
+        """Whatever the port has, waiting up to ``wait_s`` (or its own timeout) for a first byte."""
+        if self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], wait_s)
+            return self.port.read(65536) if ready else b""
+        chunk = self.port.read(1)
+        waiting = int(getattr(self.port, "in_waiting", 0) or 0) if chunk else 0
+        return chunk + self.port.read(waiting) if waiting else chunk
 
     def read_until_ready(self, timeout_s: float | None = None) -> list[str]:
         """Lines up to (not including) ``m-ready``; ``e-`` lines raise after it arrives."""
@@ -107,6 +151,52 @@ class Dut:
 
     def wait_boot(self, timeout_s: float | None = None) -> list[str]:
         return self.read_until_ready(timeout_s)
+
+    def sync(self, timeout_s: float | None = None, resend_s: float = 1.0) -> None:
+        """Finds the firmware's prompt whatever it was doing: sends ``name%`` and
+        reads until its ``m-name-dut-...`` and the ``m-ready`` after it.
+
+        For a board, whose boot lines may have gone by before the port was
+        opened, and whose UART drops what arrives before it is enabled: the
+        command is sent again after ``resend_s`` of silence; boot lines, line
+        noise and error replies to a partly received command are skipped (and
+        kept in the transcript); silence until the deadline is a RunTimeout.
+        """
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
+        named = False
+        last_sent = last_heard = 0.0
+        while True:
+            now = time.monotonic()
+            if now - max(last_sent, last_heard) >= resend_s:
+                self.transcript.append(">> name%")
+                self.port.write(b"name%")
+                last_sent = now
+            while b"\n" in self._buf:
+                line = self._readline(deadline)
+                if line.startswith("m-name-dut-"):
+                    named = True
+                elif line == READY and named:
+                    self._drain(0.2)
+                    return
+            if now > deadline:
+                tail = " | ".join(self.transcript[-5:]) or "nothing"
+                raise RunTimeout(f"no answer from the device within the deadline (last lines: {tail})")
+            chunk = self._read_some(0.2)
+            if chunk:
+                self._buf += chunk
+                last_heard = time.monotonic()
+
+    def _drain(self, quiet_s: float) -> None:
+        """Reads and logs whatever else arrives until ``quiet_s`` of silence (a
+        late answer to a repeated ``name%``), so the next command reads its own reply."""
+        until = time.monotonic() + quiet_s
+        while time.monotonic() < until:
+            chunk = self._read_some(0.2)
+            if chunk:
+                self._buf += chunk
+                until = time.monotonic() + quiet_s
+        while b"\n" in self._buf:
+            self._readline(time.monotonic() + 1)
 
     def command(self, cmd: str, timeout_s: float | None = None) -> list[str]:
         self.transcript.append(f">> {cmd}%")
@@ -161,3 +251,83 @@ class Dut:
 
     def arena_bytes(self) -> int:
         return int(self._value(self.command("th-arena"), "th-arena-bytes", "th-arena"))
+
+    def arena_used_bytes(self) -> int | None:
+        """What the engine measured of its arena at run time (TFLM's arena_used_bytes(),
+        ``m-th-arena-used-bytes-N`` in the ``th-arena%`` reply), or None when it does not say."""
+        value = parse_values(self.command("th-arena")).get("th-arena-used-bytes")
+        return int(value) if value is not None else None
+
+    # ---- tinyhil's binary extensions (not understood by third-party firmware)
+
+    def load_binary(self, data: bytes, timeout_s: float | None = None) -> None:
+        """``th-dbb N%`` followed by the N raw bytes; the device's CRC-32 must match."""
+        self.transcript.append(f">> th-dbb {len(data)}% + {len(data)} raw bytes")
+        self.port.write(f"th-dbb {len(data)}%".encode("ascii") + data)
+        lines = self.read_until_ready(timeout_s)
+        if "m-load-done" not in lines:
+            raise DutProtocolError(f"device did not confirm the binary load of {len(data)} bytes: {lines}")
+        crc = parse_values(lines).get("th-crc")
+        if crc is None or int(crc, 16) != zlib.crc32(data):
+            raise DutProtocolError(f"binary load of {len(data)} bytes arrived corrupted (device CRC-32 "
+                                   f"{crc}, sent {zlib.crc32(data):08x})")
+
+    def infer_batch(self, inputs: Sequence[bytes], timeout_s: float | None = None,
+                    on_output: Callable[[int, int], None] | None = None) -> list[bytes]:
+        """Infer each input once with ``th-batch K%``; returns the raw output bytes per input.
+
+        Inputs are streamed as raw bytes, keeping about BATCH_WINDOW_BYTES in flight
+        so the device always has the next input while it infers the current one.
+        ``timeout_s`` bounds the wait for each output; ``on_output(done, total)``
+        is called after each. Raises DutProtocolError on a transfer error (the
+        device's CRC-32 of an input differs from the host's), a failed inference or
+        a reply out of order.
+        """
+        k = len(inputs)
+        if k == 0:
+            return []
+        wait = timeout_s if timeout_s is not None else self.timeout_s
+        window = max(2, BATCH_WINDOW_BYTES // max(1, len(inputs[0])))
+        sent = min(k, window)
+        self.transcript.append(f">> th-batch {k}% + {k} inputs of {len(inputs[0])} raw bytes")
+        self.port.write(f"th-batch {k}%".encode("ascii") + b"".join(inputs[:sent]))
+        outputs: list[bytes] = []
+        while True:
+            line = self._readline(time.monotonic() + wait)
+            if not line:
+                continue
+            if line == READY:
+                break
+            m = _BATCH_OUT.match(line)
+            if m is None:
+                if line.startswith("e-") or line.startswith("m-th-fault"):
+                    raise DutProtocolError(f"device reported during th-batch: {line}")
+                raise DutProtocolError(f"unexpected line during th-batch: {line[:80]!r}")
+            index, crc, status, hexstr = int(m.group(1)), int(m.group(2), 16), int(m.group(3)), m.group(4)
+            if index != len(outputs):
+                raise DutProtocolError(f"th-batch: output {index} arrived when {len(outputs)} was due")
+            if crc != zlib.crc32(inputs[index]):
+                raise DutProtocolError(f"th-batch: input {index} arrived corrupted (device CRC-32 "
+                                       f"{crc:08x}, sent {zlib.crc32(inputs[index]):08x})")
+            if status != 0:
+                raise DutProtocolError(f"th-batch: inference of input {index} returned status {status}")
+            outputs.append(bytes.fromhex(hexstr))
+            if sent < k:
+                self.port.write(inputs[sent])
+                sent += 1
+            if on_output is not None:
+                on_output(len(outputs), k)
+        if len(outputs) != k:
+            raise DutProtocolError(f"th-batch: {len(outputs)} outputs for {k} inputs")
+        return outputs
+
+    def layer_profile(self) -> LayerProfile:
+        """Per-layer ticks of the last inference (``th-profile%``, profiling builds only)."""
+        lines = self.command("th-profile")
+        layers = tuple((int(m.group(1)), int(m.group(2)))
+                       for m in (_LAYER.match(ln) for ln in lines) if m is not None)
+        values = parse_values(lines)
+        try:
+            return LayerProfile(layers, int(values["th-profile-pairs"]), int(values["th-profile-pair-ticks"]))
+        except (KeyError, ValueError) as e:
+            raise DutProtocolError(f"'th-profile%' reply is incomplete ({e}): {lines}") from e

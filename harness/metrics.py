@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
+import numpy as np
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -106,7 +108,7 @@ class Metrics:
     cycles: int | None  # per inference, from a hardware counter
     est_cycles: int | None  # instructions x CPI (cost model)
     latency_ms: float | None
-    latency_source: str  # "cycles" or "est_cycles"
+    latency_source: str  # "cycles", "est_cycles" or "timer" (a board timer)
     energy_uj: float | None
     power_source: str
     flash_bytes: int
@@ -128,6 +130,9 @@ def compute_metrics(record: RunRecord, sizes: ElfSizes, target: TargetDescriptor
     est = round(instructions * target.cost.cpi) if instructions is not None else None
     basis, source = (cycles, "cycles") if cycles is not None else (est, "est_cycles")
     latency = basis / target.clock_hz * 1e3 if basis is not None else None
+    if record.counter == "timer" and record.timer_hz and count is not None:
+        # A board without a cycle counter: its timer measures time itself.
+        source, latency = "timer", count / record.timer_hz * 1e3
     # mW x ms = uJ
     energy = latency * target.power.active_mw if latency is not None else None
     return Metrics(
@@ -148,3 +153,74 @@ def compute_metrics(record: RunRecord, sizes: ElfSizes, target: TargetDescriptor
         ram_db_buffer_bytes=sizes.db_buffer,
         ram_stack_bytes=record.stack_bytes,
     )
+
+
+# --------------------------------------------------------------------------- accuracy
+
+def top1_accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    """Fraction (0..1) of predictions equal to their label."""
+    if len(predictions) != len(labels) or not labels:
+        raise ValueError(f"top-1 needs as many predictions as labels (got {len(predictions)}, {len(labels)})")
+    return sum(int(p == y) for p, y in zip(predictions, labels)) / len(labels)
+
+
+def predicted_class(scores: np.ndarray) -> int:
+    """The class with the highest score (the first of equal ones)."""
+    return int(np.argmax(np.asarray(scores).reshape(-1)))
+
+
+def anomaly_score(features: np.ndarray, reconstruction: np.ndarray) -> float:
+    """MLPerf Tiny AD: mean squared error between an autoencoder's input features and its
+    (dequantized) output, as the reference firmware's th_results() computes it."""
+    a = np.asarray(features, dtype=np.float64).reshape(-1)
+    b = np.asarray(reconstruction, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"anomaly score: {a.size} features against {b.size} outputs")
+    return float(np.mean((a - b) ** 2))
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """Area under the ROC curve for "label 1 scores higher than label 0"
+    (Mann-Whitney U with ties counted half)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0 or len(pos) + len(neg) != len(s):
+        raise ValueError("AUC needs labels 0 and 1 only, and both present")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.arange(1, len(s) + 1)
+    for value in np.unique(s):  # ties share their mean rank
+        tied = s == value
+        ranks[tied] = ranks[tied].mean()
+    u = ranks[y == 1].sum() - len(pos) * (len(pos) + 1) / 2
+    return float(u / (len(pos) * len(neg)))
+
+
+# --------------------------------------------------------------------------- per-layer profile
+
+@dataclass(frozen=True)
+class LayerOp:
+    """What the model says about one op: for the profile table."""
+
+    index: int
+    op: str
+    output_shape: tuple[int, ...]
+    macs: int
+
+
+def layer_rows(ops: Sequence[LayerOp], ticks: Sequence[tuple[int, int]],
+               units_per_tick: int) -> list[dict[str, Any]]:
+    """Per-layer rows (execution order) from the firmware's (op index, ticks) pairs:
+    index, op, output_shape, macs, count (ticks x units_per_tick: instructions on
+    QEMU) and macs_per_count (None for an op without MACs or a zero count)."""
+    by_index = {o.index: o for o in ops}
+    rows = []
+    for index, t in ticks:
+        o = by_index.get(index)
+        if o is None:
+            raise ValueError(f"profile names op #{index}, which the model does not have")
+        count = t * units_per_tick
+        rows.append({"index": o.index, "op": o.op, "output_shape": list(o.output_shape), "macs": o.macs,
+                     "count": count, "macs_per_count": (o.macs / count) if o.macs and count else None})
+    return rows

@@ -10,11 +10,12 @@ import csv
 import datetime as dt
 import json
 import subprocess
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from harness import __version__
+from harness.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "results"
@@ -73,6 +74,10 @@ class ResultRow:
     # per-layer timer overhead in the same units.
     layers: list[dict[str, Any]] | None = None
     profile_overhead: int | None = None
+    # The engine's kernels ("ref" or "cmsis-nn" for tflm, "" for builtin) and its
+    # own arena figure when it measures one at run time (TFLM's arena_used_bytes()).
+    kernels: str = ""
+    arena_used_bytes: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=False)
@@ -133,3 +138,56 @@ def write_csv(rows: Iterable[ResultRow], path: Path) -> Path:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+REQUIRED_FIELDS = ("benchmark", "target", "engine", "status")
+
+
+def engine_label(row: dict[str, Any]) -> str:
+    """The engine with its kernels when it has a choice of them: ``builtin``, ``tflm cmsis-nn``."""
+    kernels = row.get("kernels") or ""
+    return f"{row['engine']} {kernels}" if kernels else str(row["engine"])
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What a result is of: (benchmark, target, engine (+ kernels), recipe)."""
+    return (str(row["benchmark"]), str(row["target"]), engine_label(row), str(row.get("recipe") or "none"))
+
+
+def load_row_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Read result rows from JSON-lines files, checked, for reports and regressions.
+
+    Rows written before a field existed get that field's default (so old history
+    stays readable); fields this version does not know are kept as they are. A
+    missing file, a line that is not a JSON object, or a row without benchmark,
+    target, engine or status is a UserInputError naming the file and line.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise UserInputError(f"{path}: result rows file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserInputError(f"{path}: cannot read result rows: {e}") from e
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserInputError(f"{path}:{n}: not a JSON line ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise UserInputError(f"{path}:{n}: expected a JSON object (one result row), got {type(row).__name__}")
+            missing = [k for k in REQUIRED_FIELDS if not isinstance(row.get(k), str) or not row.get(k)]
+            if missing:
+                raise UserInputError(f"{path}:{n}: not a result row: no {', '.join(missing)}")
+            rows.append(with_defaults(row))
+    return rows
+
+
+def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every ResultRow field present: a field added since the row was
+    written gets its default (None when it has none); unknown fields are kept."""
+    defaults = {f.name: (f.default if f.default is not MISSING else None) for f in fields(ResultRow)}
+    return {**defaults, **row}

@@ -2,7 +2,10 @@
 
 A descriptor is data, not code: core, clock, the real chip's memory, how QEMU
 hosts it, the board family whose C support it uses, and the figures (with
-their sources) behind the latency and energy estimates. Every field is checked
+their sources) behind the latency and energy estimates. Optional tables say
+how the other runners host it: ``[chip]`` (the real chip's build and its
+flashers, for boards), ``[renode]`` (the Renode platform and UART); any
+runner's table may instead hold only ``unsupported = "why"``. Every field is checked
 once here; unknown keys are rejected, and errors name the file and the field:
 
     DescriptorError: targets/foo.toml: memory.ram_kb: expected integer, got "320k"
@@ -11,7 +14,7 @@ once here; unknown keys are rejected, and errors name the file and the field:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,42 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"
+FLASHERS_DIR = Path(__file__).resolve().parent / "runners" / "flashers"
+
+@dataclass(frozen=True)
+class Core:
+    """A CPU core: its firmware architecture, compiler and cycle counter."""
+
+    arch: str  # firmware_templates/arch/<arch>: startup, CPU helpers, cycle counter
+    toolchain: str  # a key of harness.build.TOOLCHAINS
+    cflags: tuple[str, ...]  # -mcpu/-march, ABI, FPU
+    cycle_counter: str  # the hardware cycle counter on silicon, "" when the core has none
+
+
+def _cortex_m(mcpu: str, fpu: tuple[str, ...], dwt: bool) -> Core:
+    return Core("cortex-m", "arm-none-eabi", (f"-mcpu={mcpu}", "-mthumb", *fpu),
+                "DWT CYCCNT" if dwt else "")
+
 
 CORES = {
-    # core: (gcc -mcpu, FPU flags for gcc, has DWT cycle counter)
-    "cortex-m0plus": ("cortex-m0plus", (), False),
-    "cortex-m3": ("cortex-m3", (), True),
-    "cortex-m4": ("cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), True),
-    "cortex-m7": ("cortex-m7", ("-mfloat-abi=hard", "-mfpu=fpv5-d16"), True),
-    "cortex-m33": ("cortex-m33", ("-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"), True),
-    "cortex-m55": ("cortex-m55", ("-mfloat-abi=hard",), True),
+    "cortex-m0plus": _cortex_m("cortex-m0plus", (), False),
+    "cortex-m3": _cortex_m("cortex-m3", (), True),
+    "cortex-m4": _cortex_m("cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), True),
+    "cortex-m7": _cortex_m("cortex-m7", ("-mfloat-abi=hard", "-mfpu=fpv5-d16"), True),
+    "cortex-m33": _cortex_m("cortex-m33", ("-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"), True),
+    "cortex-m55": _cortex_m("cortex-m55", ("-mfloat-abi=hard",), True),
+    # ESP32-C3's core. RV32IMC with Zicsr, spelled for ISA spec 2.2 (where I
+    # includes Zicsr) because Debian's multilib list maps only "rv32imc" to its
+    # rv32im/ilp32 picolibc and libgcc, not "rv32imc_zicsr": same code either way.
+    # Its cycle counter on silicon is Espressif's performance counter CSR (mpccr).
+    "rv32imc": Core("riscv", "riscv64-unknown-elf", ("-march=rv32imc", "-mabi=ilp32", "-misa-spec=2.2"),
+                    "mpccr (ESP32-C3) / mcycle"),
+    # ESP32 (LX6) and ESP32-S3 (LX7): ESP-IDF's compilers carry each chip's core configuration.
+    "xtensa-lx6": Core("xtensa", "xtensa-esp32-elf", ("-mlongcalls",), "CCOUNT"),
+    "xtensa-lx7": Core("xtensa", "xtensa-esp32s3-elf", ("-mlongcalls",), "CCOUNT"),
 }
+
+RUNNER_NAMES = ("qemu", "renode", "board")
 
 
 class DescriptorError(UserInputError):
@@ -57,6 +86,35 @@ class QemuHost:
     instructions_per_tick: int
     # When the QEMU machine is not the target chip itself, this says what it is.
     proxy: str = ""
+    system: str = "arm"  # qemu-system-<system>, from the core's architecture
+
+
+@dataclass(frozen=True)
+class ChipBuild:
+    """The real chip's firmware (board and Renode runs) and how to flash it.
+
+    A target whose QEMU machine is a core proxy (stm32f746 on mps2-an500) has
+    other board support and another flash address on silicon; the sizes stay
+    the descriptor's ``[memory]``.
+    """
+
+    family: str  # firmware_templates/boards/<family>
+    defines: tuple[tuple[str, str], ...]
+    flash: MemoryRegion
+    ram: MemoryRegion
+    flashers: tuple[str, ...]  # harness/runners/flashers/<name>.py, tried in order
+    pyocd_target: str = ""  # pyOCD's target name (`pyocd list --targets`)
+    openocd_config: str = ""  # an OpenOCD config file, e.g. board/stm32f7discovery.cfg
+    esptool_chip: str = ""  # esptool's --chip
+    flash_offset: int = 0  # where esptool writes the image
+
+
+@dataclass(frozen=True)
+class RenodeHost:
+    """How Renode hosts the target's chip build."""
+
+    platform: str  # a .repl path inside Renode, e.g. platforms/boards/stm32f7_discovery-bb.repl
+    uart: str  # the peripheral the DUT protocol speaks on, e.g. sysbus.usart1
 
 
 @dataclass(frozen=True)
@@ -91,22 +149,55 @@ class TargetDescriptor:
     power: Power
     cost: CostModel
     qemu: QemuHost | None
+    chip: ChipBuild | None = None
+    renode: RenodeHost | None = None
+    # Why a runner cannot host this target, from the descriptor's
+    # `unsupported = "..."` in that runner's table (or the table's absence).
+    unsupported: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def arch(self) -> str:
+        return CORES[self.core].arch
+
+    @property
+    def toolchain(self) -> str:
+        return CORES[self.core].toolchain
+
+    @property
+    def core_flags(self) -> tuple[str, ...]:
+        return CORES[self.core].cflags
 
     @property
     def mcpu(self) -> str:
-        return CORES[self.core][0]
-
-    @property
-    def fpu_flags(self) -> tuple[str, ...]:
-        return CORES[self.core][1]
+        """The core as the compiler names it (-mcpu= or -march= value)."""
+        flag = CORES[self.core].cflags[0]
+        return flag.split("=", 1)[1] if "=" in flag else flag
 
     @property
     def has_cycle_counter(self) -> bool:
-        return CORES[self.core][2]
+        return bool(CORES[self.core].cycle_counter)
 
     @property
     def runners(self) -> tuple[str, ...]:
-        return ("qemu",) if self.qemu else ()
+        """Runners the descriptor supports (whether their tools are here is harness.hosting's job)."""
+        hosts = {"qemu": self.qemu, "renode": self.renode, "board": self.chip}
+        return tuple(r for r in RUNNER_NAMES if hosts[r] is not None)
+
+    def why_not(self, runner: str) -> str:
+        """The descriptor's reason ``runner`` cannot host this target ("" when it can)."""
+        if runner in self.runners:
+            return ""
+        return dict(self.unsupported).get(runner, f"no [{_TABLES[runner]}] table in {self.path.name}")
+
+    def chip_target(self) -> "TargetDescriptor":
+        """This target as built for the real chip (board and Renode runs)."""
+        if self.chip is None:
+            raise DescriptorError(f"{self.path}: no [chip] table: {self.why_not('board')}")
+        return replace(self, board_family=self.chip.family, board_defines=self.chip.defines,
+                       flash=self.chip.flash, ram=self.chip.ram)
+
+
+_TABLES = {"qemu": "qemu", "renode": "renode", "board": "chip"}
 
 
 class _Fields:
@@ -182,15 +273,8 @@ def load_target(path: str | Path) -> TargetDescriptor:
 
     board = f.sub("board")
     assert board is not None
-    family = board.get("family", str)
-    if not (TARGETS_DIR.parent / "firmware_templates" / "boards" / family).is_dir():
-        raise board.fail("family", f"no board support in firmware_templates/boards/{family}")
-    defines_table = board.get("defines", dict, {})
-    defines = []
-    for k, v in defines_table.items():
-        if not isinstance(v, (str, int)) or isinstance(v, bool):
-            raise board.fail(f"defines.{k}", f"expected string or integer, got {v!r}")
-        defines.append((k, hex(v) if isinstance(v, int) else v))
+    family = _family(board)
+    defines = _defines(board)
     board.done()
 
     memory = f.sub("memory")
@@ -208,22 +292,84 @@ def load_target(path: str | Path) -> TargetDescriptor:
     cost = CostModel(cost_t.positive("cpi", float), cost_t.get("source", str))
     cost_t.done()
 
+    unsupported: list[tuple[str, str]] = []
+
+    def host_table(key: str, runner: str) -> _Fields | None:
+        """A runner's table, or None (recording its `unsupported = "why"` if it says so)."""
+        t = f.sub(key, required=False)
+        if t is not None and "unsupported" in t.table:
+            unsupported.append((runner, t.get("unsupported", str)))
+            t.done()
+            return None
+        return t
+
     qemu = None
-    qemu_t = f.sub("qemu", required=False)
+    qemu_t = host_table("qemu", "qemu")
     if qemu_t is not None:
+        system = {"cortex-m": "arm", "riscv": "riscv32"}.get(CORES[core].arch)
+        if system is None:
+            raise qemu_t.fail("machine", f"QEMU hosts no {CORES[core].arch} core here; "
+                                         'say why with unsupported = "..." instead')
         qemu = QemuHost(qemu_t.get("machine", str), qemu_t.positive("instructions_per_tick"),
-                        qemu_t.get("proxy", str, ""))
+                        qemu_t.get("proxy", str, ""), system)
         qemu_t.done()
+
+    chip = None
+    chip_t = host_table("chip", "board")
+    if chip_t is not None:
+        flashers = chip_t.get("flashers", list)
+        if not flashers or not all(isinstance(x, str) for x in flashers):
+            raise chip_t.fail("flashers", f"expected a non-empty array of flasher names, got {flashers!r}")
+        known = sorted(p.stem.replace("_", "-") for p in FLASHERS_DIR.glob("*.py") if p.stem != "__init__")
+        for x in flashers:
+            if x not in known:
+                raise chip_t.fail("flashers", f"unknown flasher {x!r} (known: {', '.join(known)})")
+        chip = ChipBuild(
+            family=_family(chip_t), defines=_defines(chip_t),
+            flash=MemoryRegion(chip_t.get("flash_origin", int, flash.origin),
+                               chip_t.get("flash_kb", int, flash.size // 1024) * 1024),
+            ram=MemoryRegion(chip_t.get("ram_origin", int, ram.origin),
+                             chip_t.get("ram_kb", int, ram.size // 1024) * 1024),
+            flashers=tuple(flashers), pyocd_target=chip_t.get("pyocd_target", str, ""),
+            openocd_config=chip_t.get("openocd_config", str, ""),
+            esptool_chip=chip_t.get("esptool_chip", str, ""),
+            flash_offset=chip_t.get("flash_offset", int, 0))
+        chip_t.done()
+
+    renode = None
+    renode_t = host_table("renode", "renode")
+    if renode_t is not None:
+        renode = RenodeHost(renode_t.get("platform", str), renode_t.get("uart", str))
+        renode_t.done()
+        if chip is None:
+            raise renode_t.fail("platform", "Renode runs the chip build: the descriptor needs a [chip] table")
 
     target = TargetDescriptor(
         name=name, path=p, description=f.get("description", str, ""), core=core,
-        clock_hz=clock_hz, board_family=family, board_defines=tuple(defines),
-        flash=flash, ram=ram, power=power, cost=cost, qemu=qemu,
+        clock_hz=clock_hz, board_family=family, board_defines=defines,
+        flash=flash, ram=ram, power=power, cost=cost, qemu=qemu, chip=chip, renode=renode,
+        unsupported=tuple(unsupported),
     )
     f.done()
     if p.stem != name:
         raise f.fail("name", f"{name!r} must match the file name {p.stem!r}")
     return target
+
+
+def _family(t: _Fields) -> str:
+    family: str = t.get("family", str)
+    if not (TARGETS_DIR.parent / "firmware_templates" / "boards" / family).is_dir():
+        raise t.fail("family", f"no board support in firmware_templates/boards/{family}")
+    return family
+
+
+def _defines(t: _Fields) -> tuple[tuple[str, str], ...]:
+    out = []
+    for k, v in t.get("defines", dict, {}).items():
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise t.fail(f"defines.{k}", f"expected string or integer, got {v!r}")
+        out.append((k, hex(v) if isinstance(v, int) else v))
+    return tuple(out)
 
 
 def available_targets(directory: Path = TARGETS_DIR) -> list[TargetDescriptor]:

@@ -29,6 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
         find_qemu()
     except ToolMissingError:
         pass
+    # RISC-V (esp32c3 under QEMU's riscv32 virt): riscv64-unknown-elf-gcc +
+    # picolibc and qemu-system-misc, the same way.
+    try:
+        find_toolchain(name="riscv64-unknown-elf")
+        find_qemu(qemu_system="riscv32")
+    except ToolMissingError:
+        pass
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--board", metavar="TARGET",
+                     help="run the `board` tests on a physical board of this target (e.g. stm32f746)")
+    parser.addoption("--board-port", metavar="URL",
+                     help="the board's serial port for --board (/dev/ttyACM0, rfc2217://host:port)")
 
 
 @pytest.fixture

@@ -30,4 +30,24 @@ uint32_t th_timer_read(void);
 /* The tick rate in Hz (virtual time under QEMU). */
 uint32_t th_timer_hz(void);
 
+/*
+ * Optional: interrupt-driven receive, so the next input streams in while the
+ * CPU computes (th-batch). A target opts in by defining TH_UART_RX_IRQ (the
+ * UART's receive interrupt number) in its descriptor; its board family then
+ * implements th_uart_rx_irq() and a handler named th_uart_rx_handler that
+ * passes each received byte to th_uart_rx_byte() (the common firmware's).
+ * Without TH_UART_RX_IRQ the common firmware polls th_uart_getc() instead.
+ */
+#ifdef TH_UART_RX_IRQ
+/* Enables (1) or disables (0) the receive interrupt. Enabling with a byte
+ * already waiting must still lead to the handler being called for it. */
+void th_uart_rx_irq(int enable);
+
+/* The receive interrupt handler (in the vector table at 16 + TH_UART_RX_IRQ). */
+void th_uart_rx_handler(void);
+
+/* Called by th_uart_rx_handler with each received byte. */
+void th_uart_rx_byte(uint8_t c);
+#endif
+
 #endif /* TH_BOARD_H */

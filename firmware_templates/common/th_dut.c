@@ -9,6 +9,7 @@
 #include "th_cpu.h"
 #include "th_fmt.h"
 #include "th_model.h"
+#include "th_profile.h"
 #include "th_stack.h"
 #include "th_time.h"
 
@@ -171,6 +172,7 @@ static th_dut_status th_cmd_infer(const char *args) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < runs; ++i) {
         th_load_inputs();
+        TH_PROFILE_START();
         th_time_mark();
         st = tinyhil_invoke();
         total += th_time_since_mark();
@@ -276,6 +278,140 @@ static th_dut_status th_cmd_calibrate(const char *args) {
     return TH_DUT_OK;
 }
 
+/* ---- Binary transfers (th-dbb, th-batch): raw bytes after the '%', no hex. */
+
+static uint32_t th_crc32(const uint8_t *p, uint32_t n) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (uint32_t i = 0; i < n; ++i) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; ++b) {
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
+    }
+    return ~crc;
+}
+
+static void th_put_hex32(uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        th_put_hex8((uint8_t)(v >> shift));
+    }
+}
+
+/* The receive in progress: th_rx_left more bytes go to th_rx_dst. */
+static uint8_t *volatile th_rx_dst;
+static volatile uint32_t th_rx_left;
+
+#ifdef TH_UART_RX_IRQ
+void th_uart_rx_byte(uint8_t c) {
+    if (th_rx_left != 0u) {
+        uint8_t *dst = th_rx_dst;
+        *dst = c;
+        th_rx_dst = dst + 1;
+        --th_rx_left;
+    }
+    if (th_rx_left == 0u) {
+        th_uart_rx_irq(0); /* later bytes wait in the UART for the next receive */
+    }
+}
+#endif
+
+/* Arms a receive of n bytes into dst. With a receive interrupt the bytes
+ * arrive in the background from here on (while an inference runs); without
+ * one th_rx_wait() reads them. */
+static void th_rx_start(uint8_t *dst, uint32_t n) {
+    th_rx_dst = dst;
+    th_rx_left = n;
+#ifdef TH_UART_RX_IRQ
+    if (n != 0u) {
+        th_uart_rx_irq(1);
+    }
+#endif
+}
+
+/* Returns once the armed receive is complete. */
+static void th_rx_wait(void) {
+#ifdef TH_UART_RX_IRQ
+    th_cpu_wait_zero(&th_rx_left); /* sleeping leaves the host's CPU to QEMU's UART */
+#else
+    while (th_rx_left != 0u) {
+        uint8_t *dst = th_rx_dst;
+        *dst = (uint8_t)th_uart_getc();
+        th_rx_dst = dst + 1;
+        --th_rx_left;
+    }
+#endif
+}
+
+static void th_put_output_hex(void) {
+    for (int o = 0; o < TH_MODEL_NUM_OUTPUTS; ++o) {
+        const uint8_t *p = (const uint8_t *)tinyhil_output(o);
+        for (size_t k = 0; k < tinyhil_output_bytes(o); ++k) {
+            th_put_hex8(p[k]);
+        }
+    }
+}
+
+/* th-dbb N%: exactly N raw bytes follow; they become the input. */
+static th_dut_status th_cmd_dbb(const char *args) {
+    uint32_t n;
+    if (th_parse_u32(&args, &n) != TH_DUT_OK || *th_skip_spaces(args) != '\0') {
+        return th_reply_error("th-dbb: expected a byte count, got: ", args);
+    }
+    if (n != TH_INPUT_BYTES) {
+        for (uint32_t i = 0; i < n; ++i) { /* the N bytes are data, never commands */
+            (void)th_uart_getc();
+        }
+        th_put("e-[th-dbb: expected ");
+        th_put_u64(TH_INPUT_BYTES);
+        th_put(" bytes, got ");
+        th_put_u64(n);
+        th_put_line(" (discarded)]");
+        return TH_DUT_ERROR;
+    }
+    th_db_loading = 0;
+    th_rx_start(th_db_buf, n);
+    th_rx_wait();
+    th_db_fill = n;
+    th_put_line("m-load-done");
+    th_put("m-th-crc-");
+    th_put_hex32(th_crc32(th_db_buf, n));
+    th_put_eol();
+    return TH_DUT_OK;
+}
+
+/* th-batch K%: K inputs of TH_INPUT_BYTES raw bytes follow; each is inferred
+ * once as soon as it is in, and answered m-th-out-[i,crc32,status,output hex].
+ * With a receive interrupt, input i+1 arrives while input i is inferred. */
+static th_dut_status th_cmd_batch(const char *args) {
+    uint32_t k;
+    if (th_parse_u32(&args, &k) != TH_DUT_OK || k == 0u || *th_skip_spaces(args) != '\0') {
+        return th_reply_error("th-batch: expected K >= 1, got: ", args);
+    }
+    th_db_loading = 0;
+    th_rx_start(th_db_buf, TH_INPUT_BYTES);
+    for (uint32_t i = 0; i < k; ++i) {
+        th_rx_wait();
+        uint32_t crc = th_crc32(th_db_buf, TH_INPUT_BYTES);
+        th_load_inputs();
+        if (i + 1u < k) {
+            th_rx_start(th_db_buf, TH_INPUT_BYTES); /* th_db_buf is free until the next wait */
+        }
+        TH_PROFILE_START();
+        int st = tinyhil_invoke();
+        th_put("m-th-out-[");
+        th_put_u64(i);
+        th_put(",");
+        th_put_hex32(crc);
+        th_put(",");
+        th_put_i64(st);
+        th_put(",");
+        th_put_output_hex();
+        th_put_line("]");
+    }
+    th_db_fill = TH_INPUT_BYTES;
+    return TH_DUT_OK;
+}
+
 static th_dut_status th_dispatch(const char *cmd) {
     if (strcmp(cmd, "name") == 0) {
         th_put_line("m-name-dut-[tinyhil]");
@@ -308,14 +444,34 @@ static th_dut_status th_dispatch(const char *cmd) {
     }
     if (strcmp(cmd, "th-arena") == 0) {
         th_reply_number("m-th-arena-bytes-", TH_ARENA_BYTES);
+#ifdef TH_ARENA_USED_BYTES
+        /* An engine that measures its arena at run time (TFLM's arena_used_bytes()). */
+        th_reply_number("m-th-arena-used-bytes-", TH_ARENA_USED_BYTES());
+#endif
         return TH_DUT_OK;
     }
     if (th_starts_with(cmd, "th-calibrate") && (cmd[12] == ' ' || cmd[12] == '\0')) {
         return th_cmd_calibrate(cmd + 12);
     }
+    if (th_starts_with(cmd, "th-dbb") && (cmd[6] == ' ' || cmd[6] == '\0')) {
+        return th_cmd_dbb(cmd + 6);
+    }
+    if (th_starts_with(cmd, "th-batch") && (cmd[8] == ' ' || cmd[8] == '\0')) {
+        return th_cmd_batch(cmd + 8);
+    }
+    if (strcmp(cmd, "th-profile") == 0) {
+        return th_profile_report() == 0 ? TH_DUT_OK : TH_DUT_ERROR;
+    }
+    if (strcmp(cmd, "th-info") == 0) {
+        th_put("m-th-counter-[");
+        th_put(th_time_counter_name());
+        th_put_line("]");
+        th_reply_number("m-th-counter-hz-", th_time_counter_hz());
+        return TH_DUT_OK;
+    }
 #ifdef TH_TEST_COMMANDS
     if (strcmp(cmd, "th-fault") == 0) {
-        __asm__ volatile("udf #0");
+        th_cpu_trap();
     }
 #endif
     return th_reply_error("unknown command: ", cmd);

@@ -14,8 +14,19 @@
  *   th-stack%          m-th-stack-bytes-<stack high-water mark>
  *   th-arena%          m-th-arena-bytes-<arena size>
  *   th-calibrate N%    m-th-ticks-<ticks of a 2N-instruction loop>
+ *   th-dbb N%<N bytes> binary load: exactly N raw bytes follow the '%' (any
+ *                      values, '%' and '\r' '\n' included); m-load-done,
+ *                      m-th-crc-<CRC-32 of the bytes>. N must be the input size
+ *                      (else the N bytes are discarded and e-[...] replied)
+ *   th-batch K%<K*N bytes>  K inputs of N raw bytes each, each inferred once
+ *                      as it arrives: m-th-out-[i,crc32,status,output hex] per
+ *                      input (accuracy runs)
+ *   th-profile%        m-th-layer-[op,ticks] per layer of the last inference,
+ *                      m-th-profile-pairs-M, m-th-profile-pair-ticks-<t>
+ *                      (only in builds with -DTH_PROFILE; see th_profile.h)
+ *   th-info%           m-th-counter-[timer|cycles], m-th-counter-hz-<ticks per second>
  *   th-fault%          (only with -DTH_TEST_COMMANDS) executes an undefined
- *                      instruction, to test the fault report
+ *                      instruction (th_cpu_trap), to test the fault report
  * Errors are one "e-[...]" line (then m-ready). A CPU fault prints
  * m-th-fault-[...] and m-ready, then the firmware stops.
  *

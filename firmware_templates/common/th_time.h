@@ -28,4 +28,11 @@ void th_time_mark(void);
 /* Ticks since the last th_time_mark(). */
 uint32_t th_time_since_mark(void);
 
+/* What a tick is: "timer" (the board timer) or "cycles" (the core's cycle
+ * counter, used when built with -DTH_COUNTER_CYCLES and the core has one). */
+const char *th_time_counter_name(void);
+
+/* Ticks per second. */
+uint32_t th_time_counter_hz(void);
+
 #endif /* TH_TIME_H */

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
-from harness.dut import Dut
+from harness.dut import Dut, LayerProfile
 from harness.errors import TinyhilError
 from harness.targets import TargetDescriptor
 
 
 @dataclass(frozen=True)
 class RunJob:
-    """What to do on the device: load ``input_bytes``, infer ``runs`` times after ``warmup``."""
+    """What to do on the device: load ``input_bytes``, infer ``runs`` times after ``warmup``
+    and read the outputs, stack and arena (``measure``); when asked, read the per-layer
+    profile of that inference (``profile``, a profiling build); and infer every input of
+    ``batch`` once (accuracy runs). ``measure=False`` with a batch counts nothing, so a
+    runner may host it faster (QEMU without -icount)."""
 
-    input_bytes: bytes
+    input_bytes: bytes = b""
     runs: int = 1
     warmup: int = 0
+    profile: bool = False
+    measure: bool = True
+    batch: tuple[bytes, ...] = field(default=(), repr=False)
+    # Called with (inputs done, total) as batch outputs arrive.
+    on_batch_output: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -27,15 +37,20 @@ class RunRecord:
     runner: str
     target: str
     elf: Path
-    counter: str = ""  # "instructions" (emulator) or "cycles" (hardware counter)
+    counter: str = ""  # "instructions" (emulator), "cycles" (hardware counter) or "timer" (a board's timer)
     ticks: int = 0  # over all timed runs, in the board timer's units
     runs: int = 0
     units_per_tick: int = 1  # counter units per timer tick
+    timer_hz: int = 0  # ticks per second when counter == "timer" (a board without a cycle counter)
     invoke_status: int = 0
     output: bytes = b""
     stack_bytes: int = 0
     arena_bytes: int = 0
+    arena_used_bytes: int | None = None  # measured by the engine at run time (TFLM)
     wall_s: float = 0.0
+    profile: LayerProfile | None = None  # when the job asked for it
+    batch_outputs: tuple[bytes, ...] = field(default=(), repr=False)  # one per job.batch input
+    batch_s: float = 0.0  # wall time of the batch
     error: str = ""
     transcript: tuple[str, ...] = field(default=(), repr=False)
 
@@ -57,19 +72,32 @@ class Runner(Protocol):
     def run(self, elf: Path, target: TargetDescriptor, job: RunJob, timeout_s: float) -> RunRecord: ...
 
 
-def drive(dut: Dut, job: RunJob, timeout_s: float) -> dict[str, object]:
-    """The DUT conversation every runner has once it holds a connected port."""
-    dut.wait_boot(timeout_s)
-    dut.load(job.input_bytes)
-    reply = dut.infer(job.runs, job.warmup, timeout_s)
-    return {
-        "ticks": reply.ticks,
-        "runs": reply.runs,
-        "invoke_status": reply.status,
-        "output": dut.output_bytes(),
-        "stack_bytes": dut.stack_bytes(),
-        "arena_bytes": dut.arena_bytes(),
-    }
+def drive(dut: Dut, job: RunJob, timeout_s: float, booted: bool = False) -> dict[str, object]:
+    """The DUT conversation every runner has once it holds a connected port
+    (``booted``: the caller has already seen the firmware answer)."""
+    if not booted:
+        dut.wait_boot(timeout_s)
+    raw: dict[str, object] = {}
+    if job.measure or job.profile:
+        dut.load(job.input_bytes)
+        reply = dut.infer(job.runs, job.warmup, timeout_s)
+        raw.update({
+            "ticks": reply.ticks,
+            "runs": reply.runs,
+            "invoke_status": reply.status,
+            "output": dut.output_bytes(),
+            "stack_bytes": dut.stack_bytes(),
+            "arena_bytes": dut.arena_bytes(),
+            "arena_used_bytes": dut.arena_used_bytes(),
+        })
+    if job.profile:
+        raw["profile"] = dut.layer_profile()
+    if job.batch:
+        # timeout_s bounds the wait for each output, not the whole dataset.
+        start = time.monotonic()
+        raw["batch_outputs"] = tuple(dut.infer_batch(job.batch, timeout_s, job.on_batch_output))
+        raw["batch_s"] = time.monotonic() - start
+    return raw
 
 
 def failed(runner: str, target: TargetDescriptor, elf: Path, err: TinyhilError | str,

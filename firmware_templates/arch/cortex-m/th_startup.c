@@ -12,7 +12,13 @@
 
 #define TH_SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
 #define TH_SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+/* The 16 system vectors, then external interrupts up to the UART's receive
+ * interrupt when the target uses it (TH_UART_RX_IRQ, see th_board.h). */
+#ifdef TH_UART_RX_IRQ
+#define TH_VECTORS (16 + (TH_UART_RX_IRQ) + 1)
+#else
 #define TH_VECTORS 16
+#endif
 
 extern uint32_t __th_stack_top[];
 extern uint32_t __th_data_load[];
@@ -43,6 +49,13 @@ __attribute__((section(".th_vectors"), used)) const uintptr_t th_vectors[TH_VECT
     0,
     (uintptr_t)th_exception_handler, /* PendSV */
     (uintptr_t)th_exception_handler, /* SysTick */
+#ifdef TH_UART_RX_IRQ
+    /* Any other enabled interrupt is unexpected: it reports as an exception. */
+#if TH_UART_RX_IRQ > 0
+    [16 ... 16 + (TH_UART_RX_IRQ) - 1] = (uintptr_t)th_exception_handler,
+#endif
+    [16 + (TH_UART_RX_IRQ)] = (uintptr_t)th_uart_rx_handler,
+#endif
 };
 
 /* Plain word loops, kept from turning into memcpy/memset calls. */

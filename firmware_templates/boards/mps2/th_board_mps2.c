@@ -8,6 +8,10 @@
  */
 #include "th_board.h"
 
+#ifdef TH_UART_RX_IRQ
+#include "th_cpu.h"
+#endif
+
 #ifndef TH_UART_BASE
 #error "TH_UART_BASE (CMSDK UART base address) must be defined by the build"
 #endif
@@ -24,11 +28,14 @@
 #define TH_UART_DATA TH_REG(TH_UART_BASE, 0x00u)
 #define TH_UART_STATE TH_REG(TH_UART_BASE, 0x04u)
 #define TH_UART_CTRL TH_REG(TH_UART_BASE, 0x08u)
+#define TH_UART_INTCLEAR TH_REG(TH_UART_BASE, 0x0Cu)
 #define TH_UART_BAUDDIV TH_REG(TH_UART_BASE, 0x10u)
 #define TH_UART_STATE_TX_FULL 0x1u
 #define TH_UART_STATE_RX_FULL 0x2u
 #define TH_UART_CTRL_TX_EN 0x1u
 #define TH_UART_CTRL_RX_EN 0x2u
+#define TH_UART_CTRL_RX_INTEN 0x8u
+#define TH_UART_INT_RX 0x2u
 
 /* CMSDK APB timer registers and bits: a 32-bit down-counter. */
 #define TH_TIMER_CTRL TH_REG(TH_TIMER_BASE, 0x00u)
@@ -39,6 +46,10 @@
 void th_board_init(void) {
     TH_UART_BAUDDIV = 16u; /* the smallest legal divider; QEMU ignores the rate */
     TH_UART_CTRL = TH_UART_CTRL_TX_EN | TH_UART_CTRL_RX_EN;
+    /* QEMU's UART offers no byte until RX is enabled, and only asks its
+     * chardev again when DATA is read: a dummy read here saves the first
+     * command a ~1 s wait. */
+    (void)TH_UART_DATA;
 }
 
 void th_uart_putc(char c) {
@@ -69,3 +80,31 @@ uint32_t th_timer_read(void) {
 uint32_t th_timer_hz(void) {
     return TH_TIMER_HZ;
 }
+
+#ifdef TH_UART_RX_IRQ
+void th_uart_rx_irq(int enable) {
+    if (!enable) {
+        TH_UART_CTRL &= ~TH_UART_CTRL_RX_INTEN;
+        th_cpu_irq_disable(TH_UART_RX_IRQ);
+        TH_UART_INTCLEAR = TH_UART_INT_RX;
+        return;
+    }
+    TH_UART_INTCLEAR = TH_UART_INT_RX;
+    TH_UART_CTRL |= TH_UART_CTRL_RX_INTEN;
+    th_cpu_irq_enable(TH_UART_RX_IRQ);
+    /* The interrupt status is set when a byte arrives, not when the enable
+     * is: a byte that came earlier must be handed over by hand. */
+    if (TH_UART_STATE & TH_UART_STATE_RX_FULL) {
+        th_cpu_irq_pend(TH_UART_RX_IRQ);
+    }
+}
+
+void th_uart_rx_handler(void) {
+    /* Clear first, then read: the next byte (let in by the read) sets the
+     * status again, so no interrupt is lost. */
+    TH_UART_INTCLEAR = TH_UART_INT_RX;
+    if (TH_UART_STATE & TH_UART_STATE_RX_FULL) {
+        th_uart_rx_byte((uint8_t)(TH_UART_DATA & 0xFFu));
+    }
+}
+#endif

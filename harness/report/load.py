@@ -1,0 +1,93 @@
+"""Result rows -> a Report: every row (the history) and the newest row per key."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from harness.errors import UserInputError
+from harness.results import RESULTS_DIR, engine_label, load_row_files
+
+# What a result is of; "engine_label" is the engine with its kernels (``tflm cmsis-nn``).
+KEY = ["benchmark", "target", "engine_label", "recipe"]
+# MLPerf Tiny's benchmarks first, in the bench's order; other models after, by name.
+BENCHMARK_ORDER = ("kws", "vww", "ic", "ad")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What every format renders.
+
+    ``history`` holds every row read (one per run and key), ``latest`` the newest
+    row per (benchmark, target, engine, recipe), in display order. Both keep the
+    rows' own Python values (dtype object): ints stay ints and a missing number
+    is None, never NaN.
+    """
+
+    history: pd.DataFrame
+    latest: pd.DataFrame
+    sources: tuple[Path, ...]
+
+    def latest_rows(self) -> list[dict[str, Any]]:
+        return records(self.latest)
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        return records(self.history)
+
+
+def default_inputs(results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Every ``*.jsonl`` under results/, oldest name first (bench-<time> names sort by time)."""
+    return sorted(results_dir.glob("*.jsonl"))
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    """A directory stands for its ``*.jsonl`` files."""
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(p.glob("*.jsonl")) if p.is_dir() else [p])
+    return out
+
+
+def load_report(paths: Sequence[Path]) -> Report:
+    """Read row files into a Report; no rows at all is a UserInputError."""
+    files = expand_inputs(paths)
+    if not files:
+        where = ", ".join(str(p) for p in paths) or str(RESULTS_DIR)
+        raise UserInputError(f"no result rows files (*.jsonl) in {where}: run `tinyhil bench` first")
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows.extend({**r, "source": f.name} for r in load_row_files([f]))
+    if not rows:
+        raise UserInputError(f"no result rows in {', '.join(str(f) for f in files)}")
+    history = pd.DataFrame(rows, dtype=object)
+    history["recipe"] = history["recipe"].map(lambda r: r or "none")
+    history["engine_label"] = [engine_label(r) for r in rows]
+    history["time"] = pd.to_datetime(history["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    history["_order"] = range(len(history))
+    history = history.sort_values(["time", "_order"], na_position="first", kind="stable")
+    latest = history.drop_duplicates(KEY, keep="last")
+    return Report(history.drop(columns="_order").reset_index(drop=True),
+                  display_order(latest.drop(columns="_order")), tuple(files))
+
+
+def display_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by target, then benchmark (MLPerf Tiny order), engine, recipe."""
+    rank = {b: i for i, b in enumerate(BENCHMARK_ORDER)}
+    keyed = frame.assign(_b=frame["benchmark"].map(lambda b: (rank.get(b, len(rank)), b)))
+    return keyed.sort_values(["target", "_b", "engine_label", "recipe"], kind="stable").drop(columns="_b") \
+        .reset_index(drop=True)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts; NaN/NA/NaT become None."""
+    return [{str(k): (None if _missing(v) else v) for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)

@@ -104,9 +104,6 @@ def input_bytes(model: Model, sample: Sample) -> bytes:
 
 # --------------------------------------------------------------------------- accuracy
 
-ACCURACY_METRICS = ("top1", "auc", "anomaly_score_mean")
-
-
 @dataclass(frozen=True)
 class AccuracyPlan:
     """The inputs an accuracy run infers on target and how their outputs are scored.
@@ -159,7 +156,7 @@ def plan_accuracy(benchmark: str, model: Model, dataset_dir: Path | None, user_d
 class AccuracyScore:
     """One metric over a dataset's outputs."""
 
-    metric: str  # one of ACCURACY_METRICS
+    metric: str  # "top1" (fraction 0..1), "auc" or "anomaly_score_mean"
     value: float
 
 

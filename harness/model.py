@@ -217,7 +217,9 @@ def op_macs(op_name: str, ins: list[Tensor | None], outs: list[Tensor]) -> int:
 
 
 def _check_int8_compute(path: str, op: Operator, tensors: tuple[Tensor, ...]) -> None:
-    """Compute ops must be int8; QUANTIZE/DEQUANTIZE may touch float at the edges."""
+    """Compute ops must be int8 or int16x8 (int16 activations, int8 weights);
+    QUANTIZE/DEQUANTIZE may touch float at the edges. Which ops an engine runs
+    at int16 is the engine's check."""
     if op.name in BOUNDARY_OPS:
         return
     for role, idxs in (("input", op.inputs), ("output", op.outputs)):
@@ -227,11 +229,11 @@ def _check_int8_compute(path: str, op: Operator, tensors: tuple[Tensor, ...]) ->
             t = tensors[i]
             if t.is_const and role == "input" and t.dtype in ("int32", "int64"):
                 continue  # biases and shape/axis/padding operands
-            if t.dtype != "int8":
+            if t.dtype not in ("int8", "int16"):
                 kind = "float" if t.dtype.startswith("float") else t.dtype
                 raise ModelError(
                     f"{path}: operator #{op.index} {op.name} has {role} {pos} "
-                    f"'{t.name}' of type {t.dtype}: tinyhil runs int8 models only "
+                    f"'{t.name}' of type {t.dtype}: tinyhil runs int8 and int16x8 models only "
                     f"({kind} kernels are not supported); quantize the model to int8 "
                     "(float inputs/outputs through QUANTIZE/DEQUANTIZE are fine)"
                 )
@@ -242,7 +244,7 @@ def load_model(path: str | Path) -> Model:
 
     Raises:
         ModelError: the file is missing, corrupt or truncated, has more than one
-            subgraph, or has non-int8 compute ops.
+            subgraph, or has compute ops that are neither int8 nor int16.
     """
     p = Path(path)
     try:

@@ -87,13 +87,23 @@ def test_float_compute_op_rejected() -> None:
         parse_model(_fc_bytes("float32"), "f.tflite")
 
 
-def test_int16_compute_op_rejected() -> None:
+def test_int16_compute_op_parses() -> None:
+    """int16x8 models load; which int16 ops run is each engine's check (tests/test_int16.py)."""
     b = ModelBuilder()
     x = b.tensor("x", [1, 8], dtype="int16", scale=0.1)
-    y = b.tensor("y", [1, 8], dtype="int16", scale=0.1)
+    y = b.tensor("y", [1, 8], dtype="int16", scale=1 / 32768)
     b.op("SOFTMAX", [x], [y], beta=1.0)
-    with pytest.raises(ModelError, match=r"operator #0 SOFTMAX .* int16"):
-        parse_model(b.build([x], [y]), "i16.tflite")
+    model = parse_model(b.build([x], [y]), "i16.tflite")
+    assert [t.dtype for t in model.input_tensors()] == ["int16"]
+
+
+def test_uint8_compute_op_rejected() -> None:
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 8], dtype="uint8", scale=0.1)
+    y = b.tensor("y", [1, 8], dtype="uint8", scale=0.1)
+    b.op("SOFTMAX", [x], [y], beta=1.0)
+    with pytest.raises(ModelError, match=r"operator #0 SOFTMAX .* uint8: tinyhil runs int8 and int16x8"):
+        parse_model(b.build([x], [y]), "u8.tflite")
 
 
 def test_unsupported_op_names_op_index_and_engine() -> None:

@@ -69,8 +69,12 @@ static inline int th_bcast_next(int32_t ndims, const int32_t *shape, const int32
 
 /* The broadcast loop nest shared by ADD and MUL: calls ONE(p, a, b) for every
  * output element, with fast paths for the innermost loop (both contiguous, or
- * the second input constant along it). p has ndims/shape/stride1/stride2. */
-#define TH_BCAST_APPLY(ONE, p, input1, input2, output)                                   \
+ * the second input constant along it). p has ndims/shape/stride1/stride2.
+ * T is the element type (int8_t; int16_t for the int16x8 kernels). */
+#define TH_BCAST_APPLY(ONE, p, input1, input2, output) \
+    TH_BCAST_APPLY_T(int8_t, ONE, p, input1, input2, output)
+
+#define TH_BCAST_APPLY_T(T, ONE, p, input1, input2, output)                              \
     do {                                                                                 \
         const int32_t th_last_ = (p)->ndims - 1;                                         \
         const int32_t th_n_ = (p)->shape[th_last_];                                      \
@@ -79,10 +83,10 @@ static inline int th_bcast_next(int32_t ndims, const int32_t *shape, const int32
         int32_t th_idx_[TH_BCAST_MAX_DIMS] = {0};                                        \
         int32_t th_off1_ = 0;                                                            \
         int32_t th_off2_ = 0;                                                            \
-        int8_t *th_out_ = (output);                                                      \
+        T *th_out_ = (output);                                                           \
         do {                                                                             \
-            const int8_t *th_a_ = (input1) + th_off1_;                                   \
-            const int8_t *th_b_ = (input2) + th_off2_;                                   \
+            const T *th_a_ = (input1) + th_off1_;                                        \
+            const T *th_b_ = (input2) + th_off2_;                                        \
             if (th_st1_ == 1 && th_st2_ == 1) {                                          \
                 for (int32_t i = 0; i < th_n_; ++i) {                                    \
                     th_out_[i] = ONE((p), th_a_[i], th_b_[i]);                           \

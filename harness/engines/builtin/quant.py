@@ -59,10 +59,14 @@ def quantize_float(value: float, scale: float, zero_point: int) -> int:
     return zero_point + int(tf_round(float(tmp)))
 
 
+INT16_MIN, INT16_MAX = -32768, 32767
+_TYPE_RANGES = {"int8": (INT8_MIN, INT8_MAX), "int16": (INT16_MIN, INT16_MAX)}
+
+
 def activation_range(activation: str, out: Tensor) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for an int8 output."""
+    """CalculateActivationRangeQuantized for an int8 or int16 output."""
     q = require_quant(out)
-    lo, hi = INT8_MIN, INT8_MAX
+    lo, hi = _TYPE_RANGES.get(out.dtype, (INT8_MIN, INT8_MAX))
     if activation == "NONE":
         return lo, hi
     zero = quantize_float(0.0, q.scale, q.zero_point)

@@ -8,7 +8,7 @@ kernels then run TFLM's per-channel reference arithmetic on integers only.
 
 from __future__ import annotations
 
-from harness.engines.builtin import quant
+from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 from harness.model import Tensor
 
@@ -129,6 +129,8 @@ def _emit(ctx: LowerContext, fn: str, fields: dict[str, int | str],
 
 @lowering("CONV_2D")
 def conv_2d(ctx: LowerContext) -> str:
+    if int16x8.is_int16(ctx):
+        return _conv_s16(ctx, depthwise=False)
     inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
     _check_tensors(ctx, inp, filt, bias, out)
     batches, _, _, in_c = inp.shape
@@ -146,6 +148,8 @@ def conv_2d(ctx: LowerContext) -> str:
 
 @lowering("DEPTHWISE_CONV_2D")
 def depthwise_conv_2d(ctx: LowerContext) -> str:
+    if int16x8.is_int16(ctx):
+        return _conv_s16(ctx, depthwise=True)
     inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
     _check_tensors(ctx, inp, filt, bias, out)
     batches, _, _, in_c = inp.shape
@@ -161,3 +165,45 @@ def depthwise_conv_2d(ctx: LowerContext) -> str:
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": dm, **q}
     return _emit(ctx, "th_depthwise_conv2d_s8", fields, inp, filt, bias, out)
+
+
+def _conv_s16(ctx: LowerContext, depthwise: bool) -> str:
+    """int16x8 CONV_2D / DEPTHWISE_CONV_2D (TFLM's int16 ConvPerChannel / DepthwiseConvPerChannel)."""
+    inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
+    int16x8.require_int16(ctx, inp, out)
+    int16x8.require_int8_weights(ctx, filt)
+    for t, what in ((inp, "input"), (filt, "weights"), (out, "output")):
+        ctx.require(len(t.shape) == 4, f"{what} '{t.name}' must be 4-D (NHWC), got shape {t.shape}")
+    ctx.require(out.shape[0] == inp.shape[0],
+                f"output batch {out.shape[0]} differs from input batch {inp.shape[0]}")
+    int16x8.require_zero_points(ctx, f"TFLM's int16 {ctx.op.name} ignores zero points", inp, out)
+    batches, _, _, in_c = inp.shape
+    if depthwise:
+        one, _, _, out_c = filt.shape
+        ctx.require(one == 1, f"depthwise weights must have shape [1, h, w, c], got {filt.shape}")
+        dm = int(ctx.op.options.get("depth_multiplier", 0))
+        ctx.require(dm > 0 and in_c * dm == out_c,
+                    f"depth_multiplier {dm} with {in_c} input channels does not give "
+                    f"the weights' {out_c} output channels")
+        # TFLM reads the bias of an int16 depthwise conv as int64 whatever its type.
+        ctx.require(bias is None or (bias.dtype == "int64" and bias.is_const),
+                    f"bias '{bias.name if bias else ''}' must be a constant int64 tensor "
+                    "(TFLM's int16 DEPTHWISE_CONV_2D reads it as int64)")
+        acc32 = False
+    else:
+        out_c, _, _, filt_c = filt.shape
+        ctx.require(filt_c == in_c,
+                    f"grouped convolution (weights take {filt_c} input channels, the input has {in_c}) "
+                    "is not supported")
+        dm = 1
+        acc32 = int16x8.accumulates_in_int32(ctx, bias)
+    ctx.require(out.shape[3] == out_c, f"output has {out.shape[3]} channels, weights give {out_c}")
+    geo = _geometry(ctx, inp, filt, out)
+    q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=3 if depthwise else 0)
+    if not acc32:
+        int16x8.require_mbqm64_shifts(ctx, quant.per_channel_multipliers(inp, filt, out, out_c)[1])
+    fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
+                                    "depth_multiplier": dm, **q}
+    ctx.include("th_int16.h")
+    fn = "th_depthwise_conv2d_s16" if depthwise else ("th_conv2d_s16_acc32" if acc32 else "th_conv2d_s16")
+    return _emit(ctx, fn, fields, inp, filt, bias, out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.engines.builtin import quant
+from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 from harness.model import Tensor
 
@@ -104,6 +104,8 @@ def _call(ctx: LowerContext, kernel: str, p: str, in1: Tensor, in2: Tensor, out:
 
 @lowering("ADD", inplace_input=(0, 1))
 def add(ctx: LowerContext) -> str:
+    if int16x8.is_int16(ctx):
+        return _add_s16(ctx)
     in1, in2, out, act_min, act_max = _common(ctx)
     try:
         q = quant.add_params(in1, in2, out)
@@ -132,3 +134,21 @@ def mul(ctx: LowerContext) -> str:
     })
     ctx.include("th_elementwise.h")
     return _call(ctx, "th_mul_s8", ctx.params("th_mul_params", fields), in1, in2, out)
+
+
+def _add_s16(ctx: LowerContext) -> str:
+    """int16 ADD: TFLM's general int16 path, the int8 arithmetic with left_shift 15."""
+    in1, in2, out = ctx.input(0), ctx.input(1), ctx.output()
+    int16x8.require_int16(ctx, in1, in2, out)
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    ctx.require(act in _ACTIVATIONS, f"fused activation {act}")
+    act_min, act_max = quant.activation_range(act, out)
+    try:
+        q = quant.add_params(in1, in2, out, left_shift=15)
+    except ValueError as e:
+        raise ctx.unsupported(f"scales do not quantize as TFLM needs: {e}") from e
+    fields: dict[str, int | str] = dict(_bcast_fields(ctx, in1, in2, out))
+    fields.update(q)
+    fields.update({"act_min": act_min, "act_max": act_max})
+    ctx.include("th_int16.h")
+    return _call(ctx, "th_add_s16", ctx.params("th_add_params", fields), in1, in2, out)

@@ -1,11 +1,13 @@
 """FULLY_CONNECTED lowering (TFLM fully_connected_common.cc)."""
 
-from harness.engines.builtin import quant
+from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 
 
 @lowering("FULLY_CONNECTED")
 def fully_connected(ctx: LowerContext) -> str:
+    if int16x8.is_int16(ctx):
+        return _fully_connected_s16(ctx)
     inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
     ctx.require_int8(inp, filt, out)
     opts = ctx.op.options
@@ -38,4 +40,54 @@ def fully_connected(ctx: LowerContext) -> str:
         "shift": ctx.array("shift", "int32_t", shifts),
     })
     return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+
+
+def _fully_connected_s16(ctx: LowerContext) -> str:
+    """int16x8 FULLY_CONNECTED (TFLM's int16 FullyConnected / FullyConnectedPerChannel).
+
+    Unlike int16 CONV_2D, TFLM's fully connected kernel applies the zero
+    points, so this one does too.
+    """
+    inp, filt, bias, out = ctx.input(0), ctx.input(1), ctx.optional_input(2), ctx.output()
+    int16x8.require_int16(ctx, inp, out)
+    int16x8.require_int8_weights(ctx, filt)
+    opts = ctx.op.options
+    ctx.require(len(filt.shape) == 2, f"weights must be 2-D, got {filt.shape}")
+    ctx.require(opts.get("weights_format", 0) == 0, "only the DEFAULT weights format is supported")
+    acc32 = int16x8.accumulates_in_int32(ctx, bias)
+    out_depth, depth = filt.shape
+    ctx.require(inp.num_elements % depth == 0,
+                f"input of {inp.num_elements} elements is not a multiple of depth {depth}")
+    ctx.require(out.num_elements == inp.num_elements // depth * out_depth,
+                f"output has {out.num_elements} elements, {inp.num_elements // depth} rows of "
+                f"{out_depth} expected")
+    fq = quant.require_quant(filt)
+    if fq.per_channel:
+        ctx.require(len(fq.scales) == out_depth, "per-channel scales must match output depth")
+        mults, shifts = quant.per_channel_multipliers(inp, filt, out, out_depth)
+    else:
+        m, s = quant.per_tensor_fc_multiplier(inp, filt, out)
+        mults, shifts = [m] * out_depth, [s] * out_depth
+    if bias is not None:
+        ctx.require(bias.num_elements == out_depth,
+                    f"bias has {bias.num_elements} elements for {out_depth} outputs")
+    if not acc32:
+        int16x8.require_mbqm64_shifts(ctx, shifts)
+    act_min, act_max = quant.activation_range(opts.get("fused_activation_function", "NONE"), out)
+    ctx.include("th_int16.h")
+    p = ctx.params("th_fc_params", {
+        "batches": inp.num_elements // depth,
+        "accum_depth": depth,
+        "out_depth": out_depth,
+        "input_offset": -quant.require_quant(inp).zero_point,
+        "filter_offset": -fq.zero_point,
+        "output_offset": quant.require_quant(out).zero_point,
+        "act_min": act_min,
+        "act_max": act_max,
+        "mult": ctx.array("mult", "int32_t", mults),
+        "shift": ctx.array("shift", "int32_t", shifts),
+    })
+    fn = "th_fully_connected_s16_acc32" if acc32 else "th_fully_connected_s16"
+    return (f"{fn}({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.engines.builtin import quant
+from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -30,7 +30,12 @@ def _pad(stride: int, size: int, filt: int, out: int) -> int:
 
 def _lower_pool(ctx: LowerContext, kernel: str) -> str:
     inp, out = ctx.input(0), ctx.output()
-    ctx.require_int8(inp, out)
+    if int16x8.is_int16(ctx):
+        int16x8.require_int16(ctx, inp, out)  # TFLM pools int16 with int8's arithmetic
+        ctx.include("th_int16.h")
+        kernel = kernel.replace("_s8", "_s16")
+    else:
+        ctx.require_int8(inp, out)
     opts = ctx.op.options
     ctx.require(len(inp.shape) == 4 and len(out.shape) == 4,
                 f"pooling takes 4-D NHWC tensors, got {inp.shape} -> {out.shape}")

@@ -7,7 +7,9 @@ difference that still contributes (diff_min) are precomputed.
 
 from __future__ import annotations
 
-from harness.engines.builtin import quant
+import numpy as np
+
+from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 
 OUTPUT_ZERO_POINT = -128
@@ -16,6 +18,8 @@ OUTPUT_SCALE = 1.0 / 256  # exactly representable: TFLM compares with ==
 
 @lowering("SOFTMAX", inplace_input=(0,))
 def softmax(ctx: LowerContext) -> str:
+    if int16x8.is_int16(ctx):
+        return _softmax_s16(ctx)
     inp, out = ctx.input(0), ctx.output()
     ctx.require_int8(inp, out)
     ctx.require(len(inp.shape) >= 1, "softmax needs at least one dimension")
@@ -48,3 +52,36 @@ def softmax(ctx: LowerContext) -> str:
         "diff_min": diff_min,
     })
     return f"th_softmax_s8({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(out)})"
+
+
+def _softmax_s16(ctx: LowerContext) -> str:
+    """int16 -> int16 SOFTMAX (TFLM SoftmaxInt16): exp and 1/(1+x) by table lookup."""
+    inp, out = ctx.input(0), ctx.output()
+    int16x8.require_int16(ctx, inp, out)
+    ctx.require(len(inp.shape) >= 1, "softmax needs at least one dimension")
+    ctx.require(tuple(inp.shape) == tuple(out.shape),
+                f"input shape {inp.shape} and output shape {out.shape} differ")
+    iq, oq = quant.require_quant(inp), quant.require_quant(out)
+    # CalculateSoftmaxParams: zero points 0, output scale 1/32768 within 0.1% (in float32).
+    near = bool(abs(np.float32(oq.scale) - np.float32(1.0 / 32768)) <= np.float32(0.001 / 32768))
+    ctx.require(iq.zero_point == 0 and oq.zero_point == 0 and near,
+                f"int16 softmax needs zero points 0 and output scale 1/32768 (TFLM requires it), "
+                f"got zero points {iq.zero_point} / {oq.zero_point} and output scale {oq.scale}")
+    beta = float(ctx.op.options.get("beta", 1.0))
+    ctx.require(beta > 0.0, f"beta {beta} must be positive")
+    mult, shift = int16x8.softmax_input_multiplier(iq.scale, beta)
+    depth = inp.shape[-1]
+    ctx.require(depth > 0, "empty last dimension")
+    # The Q16.15 sum of exps (each <= 32767) must fit in int32.
+    ctx.require(depth <= 65536, f"last dimension {depth} exceeds 65536, more than the int32 sum holds")
+    exp_lut, recip_lut = int16x8.softmax_luts()
+    ctx.include("th_int16.h")
+    p = ctx.params("th_softmax_s16_params", {
+        "rows": inp.num_elements // depth,
+        "depth": depth,
+        "input_multiplier": mult,
+        "input_shift": shift,
+        "exp_lut": ctx.array("exp_lut", "int16_t", exp_lut),
+        "recip_lut": ctx.array("recip_lut", "int16_t", recip_lut),
+    })
+    return f"th_softmax_s16({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(out)})"

@@ -158,7 +158,7 @@ def test_conv_large_accumulators(tmp_path: Path, bias: str) -> None:
 
 def _fc_model(batches: int = 3, depth: int = 40, units: int = 9, per_channel: bool = True,
               bias: str = "int64", act: str = "NONE", in_zp: int = 0, out_zp: int = 0,
-              keep_dims: bool = False, seed: int = 5) -> bytes:
+              bias_type_option: int | None = None, seed: int = 5) -> bytes:
     rng = np.random.default_rng(seed)
     in_scale, w_base = 1.0 / 32768, 0.01
     out_scale = in_scale * w_base * W_STD * X_STD * math.sqrt(depth) / 8000
@@ -172,7 +172,10 @@ def _fc_model(batches: int = 3, depth: int = 40, units: int = 9, per_channel: bo
         bound = int(W_STD * X_STD * math.sqrt(depth))
         inputs.append(b.const("b", rng.integers(-bound, bound, units), dtype=bias, scales=b_scales))
     y = b.tensor("y", [batches, units], dtype="int16", scale=out_scale, zero_point=out_zp)
-    b.op("FULLY_CONNECTED", inputs, [y], fused_activation_function=act)
+    opts: dict[str, object] = {"fused_activation_function": act}
+    if bias_type_option is not None:
+        opts["quantized_bias_type"] = bias_type_option
+    b.op("FULLY_CONNECTED", inputs, [y], **opts)
     return b.build([x], [y])
 
 
@@ -180,6 +183,10 @@ def _fc_model(batches: int = 3, depth: int = 40, units: int = 9, per_channel: bo
 @pytest.mark.parametrize("bias", ["int64", "int32", "none"])
 def test_fully_connected(tmp_path: Path, per_channel: bool, bias: str) -> None:
     _check(_fc_model(per_channel=per_channel, bias=bias), tmp_path)
+
+
+def test_fully_connected_without_bias_int32_accumulator(tmp_path: Path) -> None:
+    _check(_fc_model(bias="none", bias_type_option=SCHEMA_INT32), tmp_path)
 
 
 @pytest.mark.parametrize("act", ["RELU", "RELU6"])
@@ -521,3 +528,15 @@ def test_small_model_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, 
             assert bytes.fromhex(out_hex) == b"".join(a.tobytes() for a in want), sample.name
     finally:
         dut.close()
+
+
+def test_generated_int16_model_builds_warning_free_for_arm(tmp_path: Path, arm_tools: tuple[str, str]) -> None:
+    """The generated C (int64 biases, int16 tables) compiles with -Werror for Cortex-M4."""
+    from tests import test_cross_compile as cc
+
+    path = tmp_path / "int16_small.tflite"
+    path.write_bytes(small_model(float_edges=True))
+    out = tmp_path / "gen"
+    for src in generate(load_model(path)).write(out):
+        if src.suffix == ".c":
+            cc._compile(src, out, out)

@@ -13,11 +13,19 @@ static inline int64_t th_conv_s16_dot(const th_conv_params *p, const int16_t *in
     for (int32_t ky = ky_lo; ky < ky_end; ++ky) {
         const int16_t *x = in_b + (iy0 + ky * p->dil_h) * in_row + (ix0 + kx_lo * p->dil_w) * in_c;
         const int8_t *w = f_oc + ky * f_row + kx_lo * in_c;
+        if (p->dil_w == 1) {
+            /* The taps of one row are contiguous in both tensors. */
+            const int32_t n = span * in_c;
+            for (int32_t i = 0; i < n; ++i) {
+                /* int64 multiply-accumulate: one SMLAL on Cortex-M4. */
+                acc += (int32_t)w[i] * (int32_t)x[i];
+            }
+            continue;
+        }
         for (int32_t kx = 0; kx < span; ++kx) {
             const int32_t xo = kx * p->dil_w * in_c;
             const int32_t wo = kx * in_c;
             for (int32_t ic = 0; ic < in_c; ++ic) {
-                /* int64 multiply-accumulate: one SMLAL on Cortex-M4. */
                 acc += (int32_t)w[wo + ic] * (int32_t)x[xo + ic];
             }
         }

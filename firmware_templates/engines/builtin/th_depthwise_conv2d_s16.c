@@ -36,6 +36,13 @@ th_status th_depthwise_conv2d_s16(const th_conv_params *p, const int16_t *input,
                             const int32_t ix = ix0 + kx * p->dil_w;
                             const int16_t *x = in_b + (iy * p->in_w + ix) * in_c;
                             const int8_t *w = filter + (ky * p->k_w + kx) * out_c + c0;
+                            if (dm == 1) {
+                                x += c0;
+                                for (int32_t i = 0; i < n; ++i) {
+                                    acc[i] += (int32_t)w[i] * (int32_t)x[i];
+                                }
+                                continue;
+                            }
                             /* Output channel c reads input channel c / dm. */
                             int32_t ic = c0 / dm;
                             int32_t m = c0 % dm;

@@ -295,9 +295,10 @@ def cmd_targets(args: argparse.Namespace) -> int:
         here = "\n".join(h.runner + (f" ({t.qemu.machine})" if h.runner == "qemu" and t.qemu else "")
                          + (f": {h.reason}" if h.reason else "") for h in hosts if h.ok) or "-"
         why_not = "\n".join(f"{h.runner}: {h.reason}" for h in hosts if not h.ok) or "-"
+        # Reasons carry install hints like `pip install 'tinyhil[board]'`: not rich markup.
         table.add_row(t.name, t.core, f"{t.clock_hz / 1e6:g}", str(t.flash.size // 1024),
-                      str(t.ram.size // 1024), here, why_not,
-                      (t.qemu.proxy if t.qemu and t.qemu.proxy else t.description))
+                      str(t.ram.size // 1024), escape(here), escape(why_not),
+                      escape(t.qemu.proxy if t.qemu and t.qemu.proxy else t.description))
     console.print(table)
     return 0
 

@@ -6,11 +6,17 @@
  * Every address comes from the descriptor (-DTH_UART_BASE, -DTH_UART_CNT_MASK
  * for the FIFO counts' width, -DTH_RTC_WDT_CONFIG0/-DTH_RTC_WDT_PROTECT,
  * -DTH_TIMG0_WDT_CONFIG0/-DTH_TIMG0_WDT_PROTECT), taken from each chip's
- * Technical Reference Manual. tinyhil has no Xtensa startup yet
- * (firmware_templates/arch/xtensa: window-exception vectors), so this family
- * is not built anywhere yet; see docs/boards.md.
+ * Technical Reference Manual. The startup is firmware_templates/arch/xtensa
+ * (ROM-loaded, the ROM's exception vectors). Compile-checked with Debian's
+ * xtensa-lx106-elf-gcc; never run on a chip here: see docs/boards.md.
  */
 #include "th_board.h"
+
+/* The core clock as the ROM leaves it for the chip build (board builds pass
+ * the descriptor's clock); both chips boot at 240 MHz from the devkits' ROM. */
+#ifndef TH_CPU_HZ
+#define TH_CPU_HZ 240000000u
+#endif
 
 #define TH_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 

@@ -61,7 +61,8 @@ def test_targets_say_which_runners_and_why_not() -> None:
     assert f746.renode is not None and f746.renode.uart == "sysbus.usart1"
     assert f746.renode.platform == "platforms/boards/stm32f7_discovery-bb.repl"
     l4 = find_target("nucleo-l4r5zi")
-    assert l4.runners == ("qemu",) and "no STM32L4R5 platform" in l4.why_not("renode")
+    assert l4.runners == ("qemu", "board") and "no STM32L4R5 platform" in l4.why_not("renode")
+    assert l4.chip is not None and l4.chip.family == "stm32l4" and l4.chip.flash.origin == 0x08000000
     c3 = find_target("esp32c3")
     assert (c3.arch, c3.toolchain, c3.qemu and c3.qemu.system) == ("riscv", "riscv64-unknown-elf", "riscv32")
     for name, tc in (("esp32", "xtensa-esp32-elf"), ("esp32s3", "xtensa-esp32s3-elf")):
@@ -563,7 +564,7 @@ def test_board_build_boots_on_qemu_and_says_its_counter(kws: GeneratedModel, fw_
 
 
 @pytest.mark.parametrize("target_name,variant", [("stm32f746", "chip"), ("stm32f746", "board"),
-                                                 ("stm32f405", "board"), ("esp32c3", "chip"),
+                                                 ("stm32f405", "board"), ("nucleo-l4r5zi", "board"), ("esp32c3", "chip"),
                                                  ("esp32c3", "board")])
 def test_chip_builds_link_warning_free(target_name: str, variant: str, kws: GeneratedModel, fw_cache: Path,
                                        arm_tools: tuple[str, str], riscv_tools: tuple[str, str]) -> None:

@@ -40,6 +40,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             check_model(spec, load_model(path), targets)
     # A target the runner cannot host is exit 2; its tools are installed or named.
     runner = prepare_runner(args.runner, args.port, targets)
+    out = _results_out(args.out)
     cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
     plans = accuracy_plans(args, models)
 
@@ -67,7 +68,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 progress.remove_task(inputs)
             progress.advance(overall)
 
-    out = Path(args.out) if args.out else default_results_path()
     write_rows(rows, out)
     if args.csv:
         write_csv(rows, Path(args.csv))
@@ -280,6 +280,19 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
                           f"first: {r.mismatched_samples[0]})" for r in failed)
         raise CheckFailed(f"outputs differ from the TFLM interpreter: {names}")
     return 0
+
+
+def _results_out(arg: str | None) -> Path:
+    """Where the bench writes its rows, checked before minutes of work: a directory
+    given to --out gets the default file name inside it."""
+    if not arg:
+        return default_results_path()
+    out = Path(arg)
+    if out.is_dir():
+        return out / default_results_path().name
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserInputError(f"--out {arg}: {out.parent} is not a directory")
+    return out
 
 
 def cmd_targets(args: argparse.Namespace) -> int:

@@ -44,6 +44,25 @@ def test_bench_kws_on_cortex_m4(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 
 @pytest.mark.qemu
+def test_bench_out_directory_gets_a_file_inside(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                shared_models: Path, arm_tools: tuple[str, str]) -> None:
+    code, out, err = _run(capsys, "bench", "--target", "cortex-m4", "--model", "ad", "--out", str(tmp_path))
+    assert code == 0, err
+    (written,) = list(tmp_path.glob("bench-*.jsonl"))
+    (row,) = [json.loads(line) for line in written.read_text().splitlines()]
+    assert row["benchmark"] == "ad" and row["status"] == "ok"
+
+
+def test_bench_out_under_a_file_is_refused_before_running(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                          shared_models: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code, _, err = _run(capsys, "bench", "--target", "cortex-m4", "--model", "ad",
+                        "--out", str(blocker / "rows.jsonl"))
+    assert code == 2 and "is not a directory" in err and "Traceback" not in err
+
+
+@pytest.mark.qemu
 def test_instruction_counts_repeat_exactly(shared_models: Path, shared_datasets: Path,
                                            arm_tools: tuple[str, str]) -> None:
     target = find_target("cortex-m4")

@@ -285,6 +285,8 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
 def _results_out(arg: str | None) -> Path:
     """Where the bench writes its rows, checked before minutes of work: a directory
     given to --out gets the default file name inside it."""
+    from harness.results import default_results_path
+
     if not arg:
         return default_results_path()
     out = Path(arg)

@@ -19,12 +19,6 @@
 #ifndef TH_USART_BASE
 #error "TH_USART_BASE (USART base address) must be defined by the build"
 #endif
-#ifndef TH_TIMER_BASE
-#error "TH_TIMER_BASE (TIM2 or TIM5 base address) must be defined by the build"
-#endif
-#ifndef TH_TIMER_PSC
-#define TH_TIMER_PSC 0u
-#endif
 #ifndef TH_TIMER_HZ
 #define TH_TIMER_HZ 16000000u
 #endif
@@ -52,14 +46,6 @@
 #define TH_USART_CR1_TE (1u << 3)
 #define TH_USART_CR1_UE (1u << 13)
 
-/* General-purpose timer registers and bits. */
-#define TH_TIM_CR1 TH_REG(TH_TIMER_BASE, 0x00u)
-#define TH_TIM_EGR TH_REG(TH_TIMER_BASE, 0x14u)
-#define TH_TIM_CNT TH_REG(TH_TIMER_BASE, 0x24u)
-#define TH_TIM_PSC TH_REG(TH_TIMER_BASE, 0x28u)
-#define TH_TIM_ARR TH_REG(TH_TIMER_BASE, 0x2Cu)
-#define TH_TIM_CR1_CEN 0x1u
-#define TH_TIM_EGR_UG 0x1u
 
 #ifdef TH_CLOCK_SETUP
 /* Board builds run at 168 MHz: HSI 16 MHz / M 16 * N 336 / P 2; AHB /1,
@@ -113,22 +99,7 @@ char th_uart_getc(void) {
     return (char)(TH_USART_DR & 0xFFu);
 }
 
-void th_timer_start(void) {
-    TH_TIM_CR1 = 0u;
-    TH_TIM_PSC = TH_TIMER_PSC;
-    TH_TIM_ARR = 0xFFFFFFFFu;
-    TH_TIM_EGR = TH_TIM_EGR_UG; /* load the prescaler, clear the counter */
-    TH_TIM_CNT = 0u;
-    TH_TIM_CR1 = TH_TIM_CR1_CEN;
-}
-
-uint32_t th_timer_read(void) {
-    return TH_TIM_CNT;
-}
-
-uint32_t th_timer_hz(void) {
-    return TH_TIMER_HZ;
-}
+#include "th_stm32_tim.h"
 
 #ifdef TH_UART_RX_IRQ
 void th_uart_rx_irq(int enable) {

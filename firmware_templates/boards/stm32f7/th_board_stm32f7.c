@@ -16,9 +16,6 @@
 #ifndef TH_USART_BASE
 #error "TH_USART_BASE (USART base address) must be defined by the build"
 #endif
-#ifndef TH_TIMER_BASE
-#error "TH_TIMER_BASE (TIM2 or TIM5 base address) must be defined by the build"
-#endif
 #ifndef TH_TIMER_HZ
 #define TH_TIMER_HZ 16000000u
 #endif
@@ -56,12 +53,6 @@
 #define TH_USART_CR1_RE (1u << 2)
 #define TH_USART_CR1_TE (1u << 3)
 
-/* General-purpose timer. */
-#define TH_TIM_CR1 TH_REG(TH_TIMER_BASE, 0x00u)
-#define TH_TIM_EGR TH_REG(TH_TIMER_BASE, 0x14u)
-#define TH_TIM_CNT TH_REG(TH_TIMER_BASE, 0x24u)
-#define TH_TIM_PSC TH_REG(TH_TIMER_BASE, 0x28u)
-#define TH_TIM_ARR TH_REG(TH_TIMER_BASE, 0x2Cu)
 
 /* Cortex-M7 caches (System Control Block). */
 #define TH_SCB_CCR (*(volatile uint32_t *)0xE000ED14u)
@@ -154,19 +145,4 @@ char th_uart_getc(void) {
     return (char)(TH_USART_RDR & 0xFFu);
 }
 
-void th_timer_start(void) {
-    TH_TIM_CR1 = 0u;
-    TH_TIM_PSC = 0u;
-    TH_TIM_ARR = 0xFFFFFFFFu;
-    TH_TIM_EGR = 1u; /* load the prescaler, clear the counter */
-    TH_TIM_CNT = 0u;
-    TH_TIM_CR1 = 1u;
-}
-
-uint32_t th_timer_read(void) {
-    return TH_TIM_CNT;
-}
-
-uint32_t th_timer_hz(void) {
-    return TH_TIMER_HZ;
-}
+#include "th_stm32_tim.h"

@@ -13,9 +13,6 @@
  */
 #include "th_board.h"
 
-#ifndef TH_TIMER_BASE
-#error "TH_TIMER_BASE (TIM2 base address) must be defined by the build"
-#endif
 
 #define TH_REG(base, offset) (*(volatile uint32_t *)((uintptr_t)(base) + (offset)))
 
@@ -55,12 +52,6 @@
 #define TH_LPUART_CR1_TE (1u << 3)
 #define TH_HSI16_HZ 16000000u
 
-/* General-purpose timer (TIM2, 32 bits) on APB1, undivided. */
-#define TH_TIM_CR1 TH_REG(TH_TIMER_BASE, 0x00u)
-#define TH_TIM_EGR TH_REG(TH_TIMER_BASE, 0x14u)
-#define TH_TIM_CNT TH_REG(TH_TIMER_BASE, 0x24u)
-#define TH_TIM_PSC TH_REG(TH_TIMER_BASE, 0x28u)
-#define TH_TIM_ARR TH_REG(TH_TIMER_BASE, 0x2Cu)
 
 #define TH_READY_SPINS 1000000u
 
@@ -130,19 +121,4 @@ char th_uart_getc(void) {
     return (char)(TH_LPUART_RDR & 0xFFu);
 }
 
-void th_timer_start(void) {
-    TH_TIM_CR1 = 0u;
-    TH_TIM_PSC = 0u;
-    TH_TIM_ARR = 0xFFFFFFFFu;
-    TH_TIM_EGR = 1u; /* load the prescaler, clear the counter */
-    TH_TIM_CNT = 0u;
-    TH_TIM_CR1 = 1u;
-}
-
-uint32_t th_timer_read(void) {
-    return TH_TIM_CNT;
-}
-
-uint32_t th_timer_hz(void) {
-    return TH_TIMER_HZ;
-}
+#include "th_stm32_tim.h"

@@ -8,8 +8,10 @@ kernels then run TFLM's per-channel reference arithmetic on integers only.
 
 from __future__ import annotations
 
+import numpy as np
+
 from harness.engines.builtin import int16x8, quant
-from harness.engines.builtin.lowering import LowerContext, lowering
+from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
 from harness.model import Tensor
 
 
@@ -164,7 +166,78 @@ def depthwise_conv_2d(ctx: LowerContext) -> str:
     q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=3)
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": dm, **q}
+    if dm == 1 and geo["k_h"] * geo["k_w"] <= DW_MAX_TAPS:
+        return _depthwise_dm1(ctx, fields, inp, filt, bias, out)
     return _emit(ctx, "th_depthwise_conv2d_s8", fields, inp, filt, bias, out)
+
+
+DW_MAX_TAPS = 32  # TH_DW_MAX_TAPS in th_depthwise.h
+
+
+def depthwise_dm1_weights(filt: np.ndarray) -> np.ndarray:
+    """Re-lay [1, k_h, k_w, c] depthwise weights for th_depthwise_conv2d_s8_dm1.
+
+    Groups of 4 channels first, each as [tap][4 channels] (one word per tap);
+    then the c % 4 remaining channels as [tap][channel].
+    """
+    taps = filt.shape[1] * filt.shape[2]
+    c = filt.shape[3]
+    w = filt.reshape(taps, c)
+    full = c // 4 * 4
+    groups = w[:, :full].reshape(taps, c // 4, 4).transpose(1, 0, 2).reshape(-1)
+    return np.concatenate([groups, w[:, full:].reshape(-1)]).astype(np.int8)
+
+
+def depthwise_folded_bias(filt: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
+    """bias + input_offset * (sum of each channel's weights): the inner loop then
+    multiplies raw inputs (TFLM sums w * (x + input_offset) + bias, the same integer)."""
+    c = filt.shape[3]
+    sums = filt.reshape(-1, c).astype(np.int64).sum(axis=0)
+    b = np.zeros(c, dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
+    folded = b + input_offset * sums
+    assert np.all(np.abs(folded) < 2**31), "folded depthwise bias overflows int32"
+    return folded.astype(np.int32)
+
+
+def depthwise_fast_requant(filt: np.ndarray, folded_bias: np.ndarray, shifts: list[int]) -> bool:
+    """Whether th_dw_requant_fast is exact: every |accumulator| < 2^30 (so doubling
+    it fits SMMULR) and every shift a right shift by 1..31."""
+    c = filt.shape[3]
+    wsum = np.abs(filt.reshape(-1, c).astype(np.int64)).sum(axis=0)
+    bound = np.abs(folded_bias.astype(np.int64)) + 128 * wsum
+    return bool(np.all(bound < 2**30)) and all(-31 <= s <= -1 for s in shifts)
+
+
+def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
+                   inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor) -> str:
+    """Depth multiplier 1: weights re-laid out and the input offset folded into the
+    bias at build time (th_depthwise.h); named th_w_* so they count as weights."""
+    assert filt.data is not None
+    fdata = np.asarray(filt.data)
+    bdata = None if bias is None else np.asarray(bias.data)
+    w = depthwise_dm1_weights(fdata)
+    fb = depthwise_folded_bias(fdata, bdata, int(fields["input_offset"]))
+    _, shifts = quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))
+    wname, bname = f"th_w_{filt.index}_op{ctx.op.index}_dw", f"th_w_op{ctx.op.index}_dw_bias"
+    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
+    ctx.decls.append(f"static const int32_t {bname}[{fb.size}] = {c_array_literal(fb)};")
+    ctx.include("th_depthwise.h")
+    geo = ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+           "dil_h", "dil_w", "pad_h", "pad_w")
+    dw: dict[str, int | str] = {k: fields[k] for k in geo}
+    dw.update({
+        "channels": fields["in_c"],
+        "input_offset": fields["input_offset"],
+        "output_offset": fields["output_offset"],
+        "act_min": fields["act_min"],
+        "act_max": fields["act_max"],
+        "fast_requant": int(depthwise_fast_requant(fdata, fb, shifts)),
+        "bias": bname,
+        "mult": fields["mult"],
+        "shift": fields["shift"],
+    })
+    p = ctx.params("th_dw_params", dw)
+    return f"th_depthwise_conv2d_s8_dm1({p}, {ctx.ptr(inp, const=True)}, {wname}, {ctx.ptr(out)})"
 
 
 def _conv_s16(ctx: LowerContext, depthwise: bool) -> str:

@@ -1,0 +1,283 @@
+/* tinyhil builtin engine: DEPTHWISE_CONV_2D, int8, depth multiplier 1 (see th_depthwise.h).
+ *
+ * Four channels at a time: one 32-bit load brings a tap's four input
+ * channels, another the four weights; on cores with the DSP extension
+ * SXTB16 splits each into two halfword pairs and SMLABB/SMLATT accumulate
+ * the four products. Elsewhere the same sums run on bytes. Interior pixels of
+ * a 3x3 kernel with dilation 1 take an unrolled path with no bounds checks;
+ * border pixels (and other kernel sizes) read the input zero point for taps
+ * in the padding, which the folded bias turns into "no contribution". */
+#include <string.h>
+
+#include "th_depthwise.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TH_DW_DSP 1
+#else
+#define TH_DW_DSP 0
+#endif
+
+static inline uint32_t th_dw_ld(const int8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* acc[0..3] += x.byte[j] * w.byte[j] for the four signed bytes of two words. */
+#if TH_DW_DSP
+/* SXTB16 with its ROR #8 operand (bytes 1 and 3); GCC does not fold a rotate in. */
+static inline int32_t th_dw_sxtb16_odd(uint32_t x) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+#define TH_DW_MAC4(a0, a1, a2, a3, xv, wv)              \
+    do {                                                \
+        const uint32_t th_x_ = (xv);                    \
+        const uint32_t th_w_ = (wv);                    \
+        const int32_t th_xe_ = __sxtb16(th_x_);         \
+        const int32_t th_we_ = __sxtb16(th_w_);         \
+        a0 = __smlabb(th_xe_, th_we_, a0);              \
+        a2 = __smlatt(th_xe_, th_we_, a2);              \
+        const int32_t th_xo_ = th_dw_sxtb16_odd(th_x_); \
+        const int32_t th_wo_ = th_dw_sxtb16_odd(th_w_); \
+        a1 = __smlabb(th_xo_, th_wo_, a1);              \
+        a3 = __smlatt(th_xo_, th_wo_, a3);              \
+    } while (0)
+
+/* SMMULR: (a * b + 2^31) >> 32. */
+static inline int32_t th_dw_smmulr(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#else
+#define TH_DW_MAC4(a0, a1, a2, a3, xv, wv)                                     \
+    do {                                                                       \
+        const uint32_t th_x_ = (xv);                                           \
+        const uint32_t th_w_ = (wv);                                           \
+        a0 += (int32_t)(int8_t)(th_x_) * (int32_t)(int8_t)(th_w_);             \
+        a1 += (int32_t)(int8_t)(th_x_ >> 8) * (int32_t)(int8_t)(th_w_ >> 8);   \
+        a2 += (int32_t)(int8_t)(th_x_ >> 16) * (int32_t)(int8_t)(th_w_ >> 16); \
+        a3 += (int32_t)(int8_t)(th_x_ >> 24) * (int32_t)(int8_t)(th_w_ >> 24); \
+    } while (0)
+
+static inline int32_t th_dw_smmulr(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+/* th_mbqm for a non-negative multiplier (always so for conv scales): the
+ * gemmlowp nudge-and-truncate equals adding 2^30 and shifting right by 31. */
+static inline int32_t th_dw_requant(int32_t acc, int32_t mult, int32_t shift) {
+    if (shift > 0) {
+        acc = (int32_t)((uint32_t)acc << shift);
+    }
+    int32_t x = (int32_t)(((int64_t)acc * mult + ((int64_t)1 << 30)) >> 31);
+    if (shift < 0) {
+        const int32_t e = -shift;
+        const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+        const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+        x = (x >> e) + ((x & mask) > threshold ? 1 : 0);
+    }
+    return x;
+}
+
+/* The same when |acc| < 2^30 and shift is in [-31, -1] (the generator checks):
+ * (acc * m + 2^30) >> 31 is SMMULR(2 acc, m), and with |x| < 2^30 the
+ * round-half-away-from-zero shift is (x - (x < 0) + 2^(e-1)) >> e. */
+static inline int32_t th_dw_requant_fast(int32_t acc, int32_t mult, int32_t shift) {
+    const int32_t x = th_dw_smmulr(acc * 2, mult);
+    const int32_t e = -shift;
+    return (x + (x >> 31) + (int32_t)((1u << e) >> 1)) >> e;
+}
+
+/* Requantize, offset and clamp one accumulator of channel c. The fields are
+ * read into locals first: an int8 store may alias anything, so a field read
+ * through p would be reloaded after every store. */
+#define TH_DW_OUT(FAST, c, acc)                                                          \
+    th_clamp_s8(((FAST) ? th_dw_requant_fast((acc), mult[c], shift[c])                   \
+                        : th_dw_requant((acc), mult[c], shift[c])) + out_off,            \
+                act_min, act_max)
+
+#define TH_DW_LOCALS(p)                          \
+    const int32_t *const mult = (p)->mult;       \
+    const int32_t *const shift = (p)->shift;     \
+    const int32_t out_off = (p)->output_offset;  \
+    const int32_t act_min = (p)->act_min;        \
+    const int32_t act_max = (p)->act_max
+
+/* One interior output pixel of a 3x3, dilation-1 kernel, channels % 4 == 0: x
+ * points at the window's top-left input pixel, rs is the input row stride. */
+__attribute__((always_inline)) static inline void th_dw_pixel_3x3(const th_dw_params *p, const int8_t *x, int32_t rs,
+                                   const int8_t *w, int8_t *out, const int fast) {
+    const int32_t ch = p->channels;
+    const int32_t down = rs - 2 * ch; /* from a row's third tap to the next row's first */
+    const int32_t *fb = p->bias;
+    TH_DW_LOCALS(p);
+    for (int32_t c = 0; c < ch; c += 4) {
+        const int8_t *q = x + c;
+        int32_t a0 = fb[0], a1 = fb[1], a2 = fb[2], a3 = fb[3];
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 4));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 8));
+        q += down;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 12));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 16));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 20));
+        q += down;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 24));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 28));
+        q += ch;
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 32));
+        out[c] = TH_DW_OUT(fast, c, a0);
+        out[c + 1] = TH_DW_OUT(fast, c + 1, a1);
+        out[c + 2] = TH_DW_OUT(fast, c + 2, a2);
+        out[c + 3] = TH_DW_OUT(fast, c + 3, a3);
+        w += 36;
+        fb += 4;
+    }
+}
+
+/* Kept out of line so each loop gets the registers to itself. */
+/* A run of n interior pixels along a row (input step xs bytes apart). GCC's
+ * pre-allocation scheduling hoists the loads and SXTB16s of all nine taps and
+ * then spills; without it the loop keeps its operands in registers (about
+ * half the instructions on Cortex-M4). Out of line so the loop gets the
+ * registers to itself. */
+__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_run_3x3_fast(
+    const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs, const int8_t *w,
+    int8_t *out) {
+    for (int32_t i = 0; i < n; ++i) {
+        th_dw_pixel_3x3(p, x, rs, w, out, 1);
+        x += xs;
+        out += p->channels;
+    }
+}
+
+__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_run_3x3_exact(
+    const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs, const int8_t *w,
+    int8_t *out) {
+    for (int32_t i = 0; i < n; ++i) {
+        th_dw_pixel_3x3(p, x, rs, w, out, 0);
+        x += xs;
+        out += p->channels;
+    }
+}
+
+/* Any output pixel: tap t reads input byte offset base + toff[t] when bit t
+ * of valid is set, else the input zero point (zp4: it in all four bytes). */
+__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_pixel(const th_dw_params *p, const int8_t *in_b,
+                                                  int32_t base, const int32_t *toff,
+                                                  uint32_t valid, uint32_t zp4,
+                                                  const int8_t *w, int8_t *out) {
+    const int32_t ch = p->channels;
+    const int32_t groups = ch >> 2;
+    const int32_t taps = p->k_h * p->k_w;
+    const int32_t *fb = p->bias;
+    const int fast = p->fast_requant;
+    TH_DW_LOCALS(p);
+    for (int32_t g = 0; g < groups; ++g) {
+        const int32_t xg = base + 4 * g;
+        int32_t a0 = fb[0], a1 = fb[1], a2 = fb[2], a3 = fb[3];
+        for (int32_t t = 0; t < taps; ++t) {
+            const uint32_t xv = ((valid >> t) & 1u) ? th_dw_ld(in_b + (xg + toff[t])) : zp4;
+            TH_DW_MAC4(a0, a1, a2, a3, xv, th_dw_ld(w));
+            w += 4;
+        }
+        const int32_t c = 4 * g;
+        out[c] = TH_DW_OUT(fast, c, a0);
+        out[c + 1] = TH_DW_OUT(fast, c + 1, a1);
+        out[c + 2] = TH_DW_OUT(fast, c + 2, a2);
+        out[c + 3] = TH_DW_OUT(fast, c + 3, a3);
+        fb += 4;
+    }
+    /* The channels % 4 left: weights [tap][channel]. */
+    const int32_t rest = ch - 4 * groups;
+    const int32_t zp = (int8_t)(zp4 & 0xffu);
+    for (int32_t i = 0; i < rest; ++i) {
+        const int32_t c = 4 * groups + i;
+        int32_t acc = fb[i];
+        for (int32_t t = 0; t < taps; ++t) {
+            const int32_t xv = ((valid >> t) & 1u) ? in_b[(base + toff[t]) + c] : zp;
+            acc += xv * w[t * rest + i];
+        }
+        out[c] = TH_DW_OUT(fast, c, acc);
+    }
+}
+
+th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
+                                     const int8_t *filter, int8_t *output) {
+    const int32_t ch = p->channels;
+    const int32_t taps = p->k_h * p->k_w;
+    const int32_t rs = p->in_w * ch;
+    const uint32_t zp4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
+    const int unrolled = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
+                         (ch & 3) == 0;
+    int32_t toff[TH_DW_MAX_TAPS];
+    int8_t *out = output;
+
+    if (taps > TH_DW_MAX_TAPS) {
+        return TH_ERROR;
+    }
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+            toff[ky * p->k_w + kx] = ky * p->dil_h * rs + kx * p->dil_w * ch;
+        }
+    }
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * rs;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            int32_t ky_lo, ky_hi;
+            th_conv_window(iy0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+            const int row_full = unrolled && ky_lo == 0 && ky_hi == p->k_h;
+            /* Interior columns: ox in [ox_lo, ox_hi) has its whole window inside. */
+            int32_t ox_lo = p->out_w, ox_hi = p->out_w;
+            if (row_full) {
+                const int32_t span = (p->k_w - 1) * p->dil_w;
+                ox_lo = (p->pad_w + p->stride_w - 1) / p->stride_w;
+                ox_hi = p->in_w - span + p->pad_w > 0
+                            ? (p->in_w - span + p->pad_w - 1) / p->stride_w + 1
+                            : 0;
+                ox_hi = TH_MIN(ox_hi, p->out_w);
+                if (ox_hi <= ox_lo) {
+                    ox_lo = ox_hi = p->out_w;
+                }
+            }
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                if (ox == ox_lo) {
+                    const int32_t n = ox_hi - ox_lo;
+                    const int8_t *x = in_b + (iy0 * rs + (ox * p->stride_w - p->pad_w) * ch);
+                    if (p->fast_requant) {
+                        th_dw_run_3x3_fast(p, x, p->stride_w * ch, n, rs, filter, out);
+                    } else {
+                        th_dw_run_3x3_exact(p, x, p->stride_w * ch, n, rs, filter, out);
+                    }
+                    out += n * ch;
+                    ox = ox_hi - 1;
+                    continue;
+                }
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int32_t kx_lo, kx_hi;
+                th_conv_window(ix0, p->dil_w, p->in_w, p->k_w, &kx_lo, &kx_hi);
+                uint32_t valid = 0;
+                for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
+                    for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                        valid |= 1u << (ky * p->k_w + kx);
+                    }
+                }
+                th_dw_pixel(p, in_b, iy0 * rs + ix0 * ch, toff, valid, zp4, filter, out);
+                out += ch;
+            }
+        }
+    }
+    return TH_OK;
+}

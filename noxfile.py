@@ -1,4 +1,4 @@
-"""Sessions a user runs: `nox -s tests`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s regress`, `nox -s report`."""
+"""Sessions a user runs: `nox -s tests`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s perf`, `nox -s regress`, `nox -s report`."""
 
 import nox
 
@@ -31,6 +31,15 @@ def accuracy(session: nox.Session) -> None:
     if "--model" not in args:
         args += ["--model", "kws"]
     session.run("tinyhil", "bench", "--accuracy", *args)
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Builtin against TFLM (reference and CMSIS-NN kernels when their trees are there) on
+    cortex-m4 and stm32f746 (Cortex-M7), with the builtin engine's goals:
+    `nox -s perf`, or `nox -s perf -- --model vww --target cortex-m7`."""
+    session.install("-e", ".")
+    session.run("tinyhil", "perf", *session.posargs)
 
 
 @nox.session

@@ -297,6 +297,72 @@ def _results_out(arg: str | None) -> Path:
     return out
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Builtin against TFLM (+ CMSIS-NN) with issue 9's goals: run the bench, or read --rows."""
+    from harness import perf
+    from harness.bench import resolve_models
+    from harness.engines.tflm.trees import find_trees
+    from harness.model import load_model
+    from harness.results import read_rows
+
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    if args.rows:
+        rows = [r for path in args.rows for r in read_rows(Path(path))]
+        rc = 0
+    else:
+        kernels = []
+        for k in ("ref", "cmsis-nn"):
+            try:
+                find_trees(args.tflm_src, kernels=(k,))
+                kernels.append(k)
+            except TinyhilError as e:
+                console.print(f"[yellow]TFLM {k} not run:[/] {escape(str(e))}")
+        argv = ["bench", "--engine", "builtin,tflm" if kernels else "builtin"]
+        argv += ["--kernels", ",".join(kernels)] if kernels else []
+        argv += [a for t in (args.target or ["cortex-m4", "stm32f746"]) for a in ("--target", t)]
+        argv += [a for m in (args.model or []) for a in ("--model", m)]
+        argv += ["--models-dir", args.models_dir] if args.models_dir else []
+        argv += ["--tflm-src", args.tflm_src] if args.tflm_src else []
+        out = _results_out(args.out)
+        rc = cmd_bench(build_parser().parse_args([*argv, "--out", str(out)]))
+        rows = read_rows(out)
+    macs = {bench: load_model(path).macs for bench, path, _ in models}
+    lines = perf.perf_lines(rows, macs)
+    console.print(perf_table(lines))
+    console.print(f"[dim]goals: instructions and flash <= {perf.RATIO_GOAL} x TFLM + CMSIS-NN's; peak RAM "
+                  f"(arena + stack high-water) <= {perf.RATIO_GOAL} x TFLM's arena_used_bytes(); est. "
+                  f"cycles/MAC <= {perf.CYCLES_PER_MAC_GOAL} on {perf.CYCLES_PER_MAC_TARGET} for "
+                  f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (instructions x "
+                  "the target's CPI) / the model's MACs. '-' = not measured.[/]")
+    met = perf.goals_met(lines)
+    console.print("all goals met" if met else "[yellow]goals not all met[/]")
+    return rc
+
+
+def perf_table(lines: list[Any]) -> Table:
+    def n(v: Any) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    def r(v: Any, ok: Any) -> str:
+        if v is None:
+            return "-"
+        mark = "" if ok is None else (" [green]ok[/]" if ok else " [red]no[/]")
+        return f"{v:.2f}{mark}"
+
+    t = Table(title="builtin vs TFLM (issue 9 goals)")
+    for col in ("benchmark", "target", "builtin instr", "TFLM ref instr", "TFLM CMSIS-NN instr",
+                "instr ratio", "cycles/MAC builtin", "cycles/MAC CMSIS-NN", "peak RAM", "TFLM arena",
+                "RAM ratio", "flash", "TFLM flash", "flash ratio"):
+        t.add_column(col, justify="left" if col in ("benchmark", "target") else "right")
+    for ln in lines:
+        t.add_row(ln.benchmark, ln.target, n(ln.builtin_instructions), n(ln.tflm_ref_instructions),
+                  n(ln.tflm_cmsis_instructions), r(ln.instructions_ratio, ln.instructions_ok),
+                  r(ln.builtin_cycles_per_mac, ln.cycles_per_mac_ok), r(ln.tflm_cmsis_cycles_per_mac, None),
+                  n(ln.builtin_peak_ram), n(ln.tflm_arena), r(ln.ram_ratio, ln.ram_ok),
+                  n(ln.builtin_flash), n(ln.tflm_flash), r(ln.flash_ratio, ln.flash_ok))
+    return t
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
     """List every target with the runners that can host it here, and why not where not."""
     from harness.hosting import hosting
@@ -476,6 +542,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="JSON lines file for the result rows (default results/bench-<time>.jsonl)")
     bench.add_argument("--csv", help="also write the rows as CSV")
     bench.set_defaults(func=cmd_bench)
+
+    perf = sub.add_parser("perf", help="builtin vs TFLM (+ CMSIS-NN) against the engine's goals")
+    perf.add_argument("--target", action="append", help="repeatable (default cortex-m4 and stm32f746)")
+    perf.add_argument("--model", action="append", help="kws, vww, ic, ad (default all four)")
+    perf.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    perf.add_argument("--tflm-src", help="directory with the TFLM source trees")
+    perf.add_argument("--rows", action="append", metavar="JSONL",
+                      help="read these result rows instead of running the bench")
+    perf.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
+    perf.set_defaults(func=cmd_perf)
 
     targets = sub.add_parser("targets", help="list the targets and which runners can host them here")
     targets.add_argument("--port", help="a board's serial port, to check the board runner with it")

@@ -1,0 +1,130 @@
+"""Issue 9's goals for the builtin engine, computed from result rows.
+
+For each (benchmark, target) the builtin row is set against TFLM's: the
+instruction count against TFLM with CMSIS-NN kernels, peak RAM (builtin's
+arena plus its stack high-water mark) against TFLM's ``arena_used_bytes()``,
+flash against the TFLM firmware's, and est. cycles per MAC (est_cycles / the
+model's MACs) on the cycles/MAC target. Pure functions of rows; the CLI
+(``tinyhil perf``) runs the bench and renders these lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+# Builtin must be at most this fraction of TFLM + CMSIS-NN (instructions, flash)
+# and of TFLM's arena (peak RAM).
+RATIO_GOAL = 0.8
+# est. cycles per MAC on this target must be at most CYCLES_PER_MAC_GOAL for these models.
+CYCLES_PER_MAC_TARGET = "stm32f746"
+CYCLES_PER_MAC_GOAL = 1.0
+CYCLES_PER_MAC_BENCHMARKS = ("vww", "ic")
+# TFLM kernels to compare against, best first: CMSIS-NN when it was run, else the reference.
+TFLM_KERNELS = ("cmsis-nn", "ref")
+
+
+@dataclass(frozen=True)
+class PerfLine:
+    """Builtin against TFLM for one benchmark on one target; None where unknown."""
+
+    benchmark: str
+    target: str
+    macs: int | None
+    builtin_instructions: int | None
+    tflm_ref_instructions: int | None
+    tflm_cmsis_instructions: int | None
+    builtin_cycles_per_mac: float | None  # est_cycles / MACs
+    tflm_cmsis_cycles_per_mac: float | None
+    builtin_peak_ram: int | None  # arena + stack high-water
+    tflm_arena: int | None  # arena_used_bytes() of the TFLM row compared against
+    builtin_flash: int | None
+    tflm_flash: int | None
+    compared_to: str  # "tflm cmsis-nn", "tflm ref" or "" (no TFLM row)
+    instructions_ratio: float | None  # builtin / TFLM + CMSIS-NN
+    ram_ratio: float | None  # builtin peak RAM / TFLM arena
+    flash_ratio: float | None  # builtin flash / TFLM flash
+    instructions_ok: bool | None  # None: no TFLM + CMSIS-NN row to judge against
+    ram_ok: bool | None
+    flash_ok: bool | None
+    cycles_per_mac_ok: bool | None  # None: no cycles/MAC goal for this case
+
+
+def _ok_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _within(ratio: float | None) -> bool | None:
+    return None if ratio is None else ratio <= RATIO_GOAL
+
+
+def peak_ram(row: Mapping[str, Any]) -> int | None:
+    """Arena plus stack high-water: the RAM an engine needs beyond the firmware's own buffers."""
+    arena, stack = row.get("ram_arena_bytes"), row.get("ram_stack_bytes")
+    return None if arena is None or stack is None else int(arena) + int(stack)
+
+
+def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | None:
+    if row is None or not macs:
+        return None
+    cycles = row.get("cycles") if row.get("cycles") is not None else row.get("est_cycles")
+    return None if cycles is None else float(cycles) / macs
+
+
+def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int]) -> list[PerfLine]:
+    """One line per (benchmark, target) that has a builtin row, in first-seen order.
+
+    The newest ok row of each engine counts (rows are read in file order).
+    ``macs`` maps a benchmark to its model's multiply-accumulates.
+    """
+    cases: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for r in _ok_rows(rows):
+        engine = str(r["engine"]) + (f" {r['kernels']}" if r.get("kernels") else "")
+        cases.setdefault((str(r["benchmark"]), str(r["target"])), {})[engine] = r
+    lines = []
+    for (bench, target), by_engine in cases.items():
+        b = by_engine.get("builtin")
+        if b is None:
+            continue
+        cmsis, ref = by_engine.get("tflm cmsis-nn"), by_engine.get("tflm ref")
+        tflm = cmsis if cmsis is not None else ref
+        compared = "" if tflm is None else ("tflm cmsis-nn" if cmsis is not None else "tflm ref")
+        n_macs = macs.get(bench)
+        b_instr = b.get("instructions")
+        c_instr = cmsis.get("instructions") if cmsis else None
+        b_ram = peak_ram(b)
+        t_arena = tflm.get("arena_used_bytes") if tflm else None
+        b_flash, t_flash = b.get("flash_bytes"), (tflm.get("flash_bytes") if tflm else None)
+        instr_ratio = _ratio(b_instr, c_instr)
+        ram_ratio = _ratio(b_ram, t_arena)
+        flash_ratio = _ratio(b_flash, t_flash)
+        b_cpm = cycles_per_mac(b, n_macs)
+        cpm_ok = None
+        if target == CYCLES_PER_MAC_TARGET and bench in CYCLES_PER_MAC_BENCHMARKS and b_cpm is not None:
+            cpm_ok = b_cpm <= CYCLES_PER_MAC_GOAL
+        lines.append(PerfLine(
+            benchmark=bench, target=target, macs=n_macs,
+            builtin_instructions=b_instr,
+            tflm_ref_instructions=ref.get("instructions") if ref else None,
+            tflm_cmsis_instructions=c_instr,
+            builtin_cycles_per_mac=b_cpm,
+            tflm_cmsis_cycles_per_mac=cycles_per_mac(cmsis, n_macs),
+            builtin_peak_ram=b_ram, tflm_arena=t_arena,
+            builtin_flash=b_flash, tflm_flash=t_flash,
+            compared_to=compared,
+            instructions_ratio=instr_ratio, ram_ratio=ram_ratio, flash_ratio=flash_ratio,
+            instructions_ok=_within(instr_ratio), ram_ok=_within(ram_ratio),
+            flash_ok=_within(flash_ratio), cycles_per_mac_ok=cpm_ok,
+        ))
+    return lines
+
+
+def goals_met(lines: Sequence[PerfLine]) -> bool:
+    """Every goal that could be judged holds (an unjudged goal is not a pass)."""
+    flags = [f for ln in lines for f in (ln.instructions_ok, ln.ram_ok, ln.flash_ok, ln.cycles_per_mac_ok)]
+    return bool(lines) and all(f is not False for f in flags) and \
+        all(ln.instructions_ok is not None for ln in lines)

@@ -1,0 +1,70 @@
+"""Issue 9 goals from result rows: ratios against TFLM + CMSIS-NN, peak RAM, cycles/MAC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.perf import goals_met, peak_ram, perf_lines
+
+
+def _row(bench: str, target: str, engine: str, kernels: str = "", **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"benchmark": bench, "target": target, "engine": engine, "kernels": kernels,
+                           "status": "ok", "instructions": None, "est_cycles": None, "cycles": None,
+                           "ram_arena_bytes": None, "ram_stack_bytes": None, "flash_bytes": None,
+                           "arena_used_bytes": None}
+    row.update(kw)
+    return row
+
+
+ROWS = [
+    _row("vww", "stm32f746", "builtin", instructions=7_000_000, est_cycles=7_000_000,
+         ram_arena_bytes=55_296, ram_stack_bytes=500, flash_bytes=250_000),
+    _row("vww", "stm32f746", "tflm", "ref", instructions=100_000_000, est_cycles=100_000_000,
+         arena_used_bytes=100_660, flash_bytes=330_000),
+    _row("vww", "stm32f746", "tflm", "cmsis-nn", instructions=24_000_000, est_cycles=24_000_000,
+         arena_used_bytes=100_660, flash_bytes=340_000),
+    _row("ic", "cortex-m4", "builtin", instructions=30_000_000, est_cycles=30_000_000,
+         ram_arena_bytes=49_152, ram_stack_bytes=300, flash_bytes=95_000),
+    _row("ic", "cortex-m4", "tflm", "cmsis-nn", instructions=29_860_000, est_cycles=29_860_000,
+         arena_used_bytes=54_340, flash_bytes=150_000),
+    _row("ad", "cortex-m4", "builtin", instructions=400_000, est_cycles=400_000,
+         ram_arena_bytes=768, ram_stack_bytes=200, flash_bytes=290_000),
+    _row("ad", "cortex-m4", "tflm", "cmsis-nn", status="failed"),
+]
+MACS = {"vww": 7_489_664, "ic": 12_501_632, "ad": 264_192}
+
+
+def test_ratios_goals_and_cycles_per_mac_from_rows() -> None:
+    vww, ic, ad = perf_lines(ROWS, MACS)
+    assert (vww.benchmark, vww.target, vww.compared_to) == ("vww", "stm32f746", "tflm cmsis-nn")
+    assert vww.tflm_ref_instructions == 100_000_000
+    assert vww.instructions_ratio == 7_000_000 / 24_000_000 and vww.instructions_ok
+    assert vww.builtin_peak_ram == 55_796 and vww.ram_ratio == 55_796 / 100_660 and vww.ram_ok
+    assert vww.flash_ratio == 250_000 / 340_000 and vww.flash_ok
+    assert vww.builtin_cycles_per_mac == 7_000_000 / 7_489_664 and vww.cycles_per_mac_ok
+    assert vww.tflm_cmsis_cycles_per_mac == 24_000_000 / 7_489_664
+
+    # IC on cortex-m4: slower than 0.8x, arena too big, no cycles/MAC goal off stm32f746.
+    assert ic.instructions_ratio == 30_000_000 / 29_860_000 and ic.instructions_ok is False
+    assert ic.ram_ratio == 49_452 / 54_340 and ic.ram_ok is False
+    assert ic.cycles_per_mac_ok is None
+
+    # A failed TFLM row is no comparison: nothing judged, not a pass.
+    assert ad.compared_to == "" and ad.instructions_ratio is None and ad.instructions_ok is None
+    assert not goals_met([vww, ad])
+    assert not goals_met([vww, ic])
+    assert goals_met([vww])
+
+
+def test_reference_kernels_stand_in_for_ram_and_flash_but_not_instructions() -> None:
+    rows = [ROWS[0], ROWS[1]]  # builtin and TFLM ref only
+    (line,) = perf_lines(rows, MACS)
+    assert line.compared_to == "tflm ref"
+    assert line.instructions_ratio is None and line.instructions_ok is None
+    assert line.ram_ratio == 55_796 / 100_660
+    assert line.flash_ratio == 250_000 / 330_000
+
+
+def test_peak_ram_needs_both_arena_and_stack() -> None:
+    assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": 28}) == 128
+    assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": None}) is None

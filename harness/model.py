@@ -220,7 +220,7 @@ def _check_int8_compute(path: str, op: Operator, tensors: tuple[Tensor, ...]) ->
     """Compute ops must be int8 or int16x8 (int16 activations, int8 weights);
     QUANTIZE/DEQUANTIZE may touch float at the edges. Which ops an engine runs
     at int16 is the engine's check."""
-    if op.name in BOUNDARY_OPS:
+    if op.name in BOUNDARY_OPS or op.name == "CUSTOM:TFLM_DECODE":  # uint8 LUT indices (harness.lut)
         return
     for role, idxs in (("input", op.inputs), ("output", op.outputs)):
         for pos, i in enumerate(idxs):
@@ -325,7 +325,7 @@ def parse_model(raw: bytes, path: str = "<bytes>") -> Model:
         ops.append(operator)
 
     desc = fb.description.decode(errors="replace") if isinstance(fb.description, bytes) else str(fb.description or "")
-    return Model(
+    model = Model(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
         tensors=tensor_tuple,
@@ -334,3 +334,8 @@ def parse_model(raw: bytes, path: str = "<bytes>") -> Model:
         outputs=tuple(int(i) for i in sg.outputs),
         description=desc,
     )
+    if any(op.name == "CUSTOM:TFLM_DECODE" for op in ops):
+        from harness.lut import decode_model  # LUT-compressed weights become plain constants
+
+        return decode_model(model)
+    return model

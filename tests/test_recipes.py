@@ -211,3 +211,28 @@ def test_compare_rows_keep_failed_recipes_and_deltas(tmp_path: Path) -> None:
     assert d.instructions == pytest.approx(0.1) and d.flash == pytest.approx(-0.2)
     assert d.accuracy_points == pytest.approx(-2.0)
     assert delta(rows[0], base).instructions is None
+
+
+def test_html_report_has_a_pareto_plot_of_the_recipes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from harness.recipes.compare import failed_row
+    from harness.report.html_page import pareto_front
+    from harness.targets import find_target
+
+    assert pareto_front([(1.0, 0.8), (2.0, 0.9), (3.0, 0.85), (1.0, 0.7)]) == [0, 1]
+    target = find_target("cortex-m4")
+    rows = [replace(failed_row("kws", "m", target, "qemu", name, ""), status="ok", latency_ms=lat, accuracy=acc,
+                    accuracy_metric="top1", flash_bytes=flash, instructions=1000)
+            for name, lat, acc, flash in (("int8", 2.0, 0.9, 40000), ("cluster16-lut", 2.1, 0.89, 30000),
+                                          ("int16x8", 1.5, 0.91, 45000), ("int8-per-tensor", 1.9, 0.85, 40000))]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(r.to_json() + "\n" for r in rows))
+    html = tmp_path / "r.html"
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(path), "--html", str(html)])
+    assert e.value.code == 0
+    text = html.read_text()
+    assert "Compression recipes (Pareto)" in text and "cluster16-lut" in text

@@ -9,6 +9,7 @@ history; what the numbers are.
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,41 @@ def _accuracy(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
                     f'<p>{legend}</p><div class="grid">{"".join(panels)}</div>')
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (latency, accuracy) points no other point beats on both (lower, higher)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for x2, y2 in points)]
+
+
+def _recipes(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
+    """Pareto plot per benchmark and target: accuracy vs latency, one point per recipe,
+    marker area proportional to flash; the front is dashed."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if str(r.get("recipe") or "none") != "none" and cells.number(r, "accuracy") is not None \
+                and cells.number(r, "latency_ms") is not None:
+            groups[(str(r["benchmark"]), str(r["target"]))].append(r)
+    if not groups:
+        return ""
+    panels = []
+    for (bench, target), group in groups.items():
+        flash_max = max(float(r.get("flash_bytes") or 1) for r in group)
+        pts = []
+        for r in group:
+            lat, acc, flash = float(r["latency_ms"]), float(r["accuracy"]), float(r.get("flash_bytes") or 0)
+            pts.append(svg.Point(lat, acc, colors[cells.series(r)], str(r["recipe"]),
+                                 f"{r['recipe']}: {cells.accuracy_text(r)}, {lat:,.2f} ms, "
+                                 f"flash {flash / 1024:,.1f} KiB", r=3 + 9 * math.sqrt(flash / flash_max)))
+        front = [pts[i] for i in pareto_front([(p.x, p.y) for p in pts])]
+        metric = str(group[0].get("accuracy_metric") or "accuracy")
+        panels.append(svg.scatter(f"{bench} on {target}: {metric} vs latency", pts, "latency ms", metric,
+                                  y_fmt=functools.partial(_accuracy_tick, metric=metric), front=front))
+    return _section("Compression recipes (Pareto)", esc(
+        "One point per recipe (tinyhil compare): accuracy on target against latency; marker area is "
+        "proportional to flash; the dashed line joins the Pareto front (no recipe is both faster and "
+        "more accurate)."), f'<div class="grid">{"".join(panels)}</div>')
+
+
 def _accuracy_tick(value: float, metric: str) -> str:
     return cells.accuracy_value_text(value, metric)
 
@@ -296,6 +332,7 @@ def render(report: Report) -> str:
         _latency(rows, colors),
         _memory(rows),
         _accuracy(rows, colors),
+        _recipes(rows, colors),
         _layers(rows),
         _trend(report, colors),
         _section("What the numbers are", "", f"<ul>{notes}</ul>"),

@@ -226,11 +226,14 @@ class Point:
     color: str
     label: str
     tip: str = ""
+    r: float = 5  # marker radius (the Pareto plot sizes markers by flash)
 
 
 def scatter(title: str, points: Sequence[Point], x_label: str, y_label: str,
-            y_fmt: Callable[[float], str] = fmt, width: float = 560, height: float = 340) -> str:
-    """Points with labels; x on a log scale when it spans more than 20x."""
+            y_fmt: Callable[[float], str] = fmt, width: float = 560, height: float = 340,
+            front: Sequence[Point] = ()) -> str:
+    """Points with labels; x on a log scale when it spans more than 20x; ``front``
+    (a subset of points, e.g. the Pareto front) is joined by a dashed line."""
     left, right, top, bottom = 64, 20, 34, 46
     pw, ph = width - left - right, height - top - bottom
     c = Canvas(width, height, title)
@@ -266,9 +269,12 @@ def scatter(title: str, points: Sequence[Point], x_label: str, y_label: str,
     c.parts.append(f'<text x="14" y="{top + ph / 2:.1f}" font-size="11" fill="{MUTED}" text-anchor="middle" '
                    f'transform="rotate(-90 14 {top + ph / 2:.1f})">{esc(y_label)}</text>')
     placed: list[tuple[float, float, float, float]] = []  # label boxes, to keep labels apart
+    ordered = sorted(front, key=lambda q: q.x)
+    for a, b in zip(ordered, ordered[1:]):
+        c.line(sx(a.x), sy(a.y), sx(b.x), sy(b.y), stroke=MUTED, width=1.5, dash="4 3")
     for p in sorted(points, key=lambda q: (sx(q.x), -sy(q.y))):
         px, py = sx(p.x), sy(p.y)
-        c.circle(px, py, 5, p.color, tip=p.tip)
+        c.circle(px, py, p.r, p.color, tip=p.tip)
         w = text_width(p.label, 11)
         anchor = "end" if px > left + pw * 0.75 else "start"
         x0 = px - 8 - w if anchor == "end" else px + 8

@@ -55,3 +55,12 @@ def report(session: nox.Session) -> None:
     """Render results/*.jsonl (or the files given): `nox -s report -- --html report.html`."""
     session.install("-e", ".")
     session.run("tinyhil", "report", *session.posargs)
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Compression recipes of a float model, run side by side on a target:
+    `nox -s compare -- --model ../shared/models/mlperf_tiny/float/kws_ref_model_float32.tflite
+    --recipes int8,int8-per-tensor,int16x8,prune50-int8,cluster16-lut --target cortex-m4`."""
+    session.install("-e", ".[recipes]")
+    session.run("tinyhil", "compare", *session.posargs)

@@ -230,7 +230,7 @@ def engines_table(rows: list[Any]) -> Table:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Apply compression recipes to one float model, run each on target, print them side by side."""
     from harness.hosting import prepare_runner
-    from harness.recipes import RecipeError, parse_recipes
+    from harness.recipes import RecipeError, parse_recipes, require_quantizer
     from harness.recipes.calibration import benchmark_of, calibration_for, float_samples, reference_model
     from harness.recipes.compare import make_variants, run_variants
     from harness.results import write_rows
@@ -240,6 +240,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not float_model.is_file():
         raise UserInputError(f"--model {args.model}: float .tflite file not found")
     specs = parse_recipes(args.recipes)
+    require_quantizer()  # exit 2 naming the install command, before any work
     target = find_target(args.target)
     benchmark = args.benchmark or benchmark_of(float_model)
     if benchmark is None:

@@ -236,3 +236,27 @@ def test_html_report_has_a_pareto_plot_of_the_recipes(tmp_path: Path) -> None:
     assert e.value.code == 0
     text = html.read_text()
     assert "Compression recipes (Pareto)" in text and "cluster16-lut" in text
+
+
+def test_compare_refuses_user_mistakes_before_any_work(tmp_path: Path) -> None:
+    from harness.cli import main
+
+    model = tmp_path / "my_float.tflite"
+    model.write_bytes(float_model())
+    for argv, code in ((["compare", "--model", str(tmp_path / "missing.tflite"), "--recipes", "int8"], 2),
+                       (["compare", "--model", str(model), "--recipes", "int8,int4"], 2)):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == code
+
+
+@needs_aeq
+def test_compare_without_a_dataset_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    model = tmp_path / "my_float.tflite"
+    model.write_bytes(float_model())
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--model", str(model), "--recipes", "int8"])
+    assert e.value.code == 2
+    assert "no calibration data" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from harness.engines.builtin import lowering as lw
 from harness.engines.builtin.planner import Plan, plan_arena
@@ -80,6 +81,16 @@ def generate(model: Model) -> GeneratedModel:
     alias_ops = frozenset(n for n, s in lw.REGISTRY.items() if s.alias)
     inplace = {n: s.inplace_input for n, s in lw.REGISTRY.items() if s.inplace_input}
     plan = plan_arena(model, alias_ops, inplace)
+    bands = band_fusions(model)
+    if bands:
+        fused_plan = plan_arena(model, alias_ops, inplace, {b.consumer: b.producer for b in bands},
+                                {b.tensor: b.scratch_bytes for b in bands})
+        if fused_plan.arena_bytes < plan.arena_bytes:
+            plan = fused_plan
+        else:
+            bands = []
+    band_of = {b.producer: b for b in bands}
+    fused_into = {b.consumer: b.producer for b in bands}
 
     used_consts: set[int] = set()
 
@@ -98,6 +109,13 @@ def generate(model: Model) -> GeneratedModel:
         spec = lw.REGISTRY[op.name]
         if spec.lower is None:
             calls.append(f"    /* #{op.index} {op.name}: aliases its input, no code */")
+            continue
+        if op.index in fused_into:
+            calls.append(f"    /* #{op.index} {op.name}: computed band by band in #{fused_into[op.index]} */")
+            continue
+        if op.index in band_of:
+            band = band_of[op.index]
+            calls.append(_band_call(model, band, tensor_expr, decls, headers))
             continue
         ctx = lw.LowerContext(model, op, tensor_expr)
         call = spec.lower(ctx)
@@ -127,6 +145,113 @@ def generate(model: Model) -> GeneratedModel:
         "th_weights.c": _weights_c(model, consts),
     }
     return GeneratedModel(model, sources, KERNEL_DIR, plan.arena_bytes, weights, ins, outs, plan)
+
+
+# Band fusion: a CONV_2D / DEPTHWISE_CONV_2D whose output only feeds the next op,
+# an element-wise ADD of equal shapes, runs a few output rows at a time into a
+# small scratch, and the ADD runs on each band right after. The full tensor
+# between them never exists: in a residual block that is one activation less.
+BAND_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+BAND_SCRATCH_FRACTION = 8  # bands of about out_h / 8 rows
+
+
+@dataclass(frozen=True)
+class BandFusion:
+    producer: int  # op index
+    consumer: int  # op index (producer + 1)
+    tensor: int  # the producer's output, an input of the consumer
+    rows: int  # output rows per band
+    scratch_bytes: int
+
+
+def band_fusions(model: Model) -> list[BandFusion]:
+    """The (conv, ADD) pairs that can run in bands."""
+    ops = model.operators
+    outputs = set(model.outputs)
+    readers: dict[int, int] = {}
+    for op in ops:
+        for i in op.inputs:
+            if i >= 0:
+                readers[i] = readers.get(i, 0) + 1
+    found = []
+    for p, q in zip(ops, ops[1:]):
+        if p.name not in BAND_PRODUCERS or q.name != "ADD" or len(p.outputs) != 1:
+            continue
+        t = p.outputs[0]
+        tensors = [model.tensors[i] for i in (*q.inputs, *q.outputs) if i >= 0]
+        if t in outputs or readers.get(t) != 1 or t not in q.inputs or len(q.inputs) != 2:
+            continue
+        if any(x.dtype != "int8" or tuple(x.shape) != tuple(model.tensors[t].shape) for x in tensors):
+            continue
+        if model.tensors[p.inputs[0]].dtype != "int8":
+            continue
+        shape = model.tensors[t].shape
+        if len(shape) != 4 or shape[0] != 1 or shape[1] < 2:
+            continue
+        rows = max(1, shape[1] // BAND_SCRATCH_FRACTION)
+        found.append(BandFusion(p.index, q.index, t, rows, rows * shape[2] * shape[3]))
+    return found
+
+
+def _params_type(ctx: lw.LowerContext) -> str:
+    """The C type of the parameter struct a lowering declared (a copy is changed per band)."""
+    head = f"static const "
+    for d in ctx.decls:
+        if d.startswith(head) and f" {ctx.prefix}_p = " in d:
+            return d[len(head):d.index(f" {ctx.prefix}_p = ")]
+    raise AssertionError(f"{ctx.op.name} declared no {ctx.prefix}_p")
+
+
+def _band_call(model: Model, band: BandFusion, tensor_expr: Callable[[int], str],
+               decls: list[str], headers: set[str]) -> str:
+    """The producer's and consumer's calls in a loop over bands of output rows."""
+    p, q = model.operators[band.producer], model.operators[band.consumer]
+    x = p.inputs[0]
+    _, in_h, in_w, in_c = model.tensors[x].shape
+    _, out_h, out_w, out_c = model.tensors[band.tensor].shape
+    stride_h = int(p.options.get("stride_h", 1))
+
+    def band_expr(i: int) -> str:
+        if i == x:
+            return "th_bx"
+        if i == band.tensor:
+            return tensor_expr(i)  # the scratch, the same for every band
+        return f"{tensor_expr(i)} + th_bo"
+
+    pctx = lw.LowerContext(model, p, lambda i: "th_bx" if i == x else tensor_expr(i))
+    pcall = lw.REGISTRY[p.name].lower(pctx)  # type: ignore[misc]
+    qctx = lw.LowerContext(model, q, band_expr)
+    qcall = lw.REGISTRY[q.name].lower(qctx)  # type: ignore[misc]
+    for ctx in (pctx, qctx):
+        decls.extend(ctx.decls)
+        headers.update(ctx.headers)
+    ptype, qtype = _params_type(pctx), _params_type(qctx)
+    pcall = pcall.replace(f"&{pctx.prefix}_p", "&th_bp")
+    qcall = qcall.replace(f"&{qctx.prefix}_p", "&th_ap")
+    row_out = out_w * out_c
+    return f"""    /* #{p.index} {p.name} and #{q.index} ADD, {band.rows} output rows at a time */
+    TH_LAYER_BEGIN({p.index});
+    {{
+        {ptype} th_bp = {pctx.prefix}_p;
+        {qtype} th_ap = {qctx.prefix}_p;
+        for (int32_t th_y = 0; th_y < {out_h} && st == TH_OK; th_y += {band.rows}) {{
+            const int32_t th_rows = {out_h} - th_y < {band.rows} ? {out_h} - th_y : {band.rows};
+            const int32_t th_iy = th_y * {stride_h} - {pctx.prefix}_p.pad_h;
+            const int32_t th_lo = th_iy > 0 ? th_iy : 0;
+            const int8_t *th_bx = (const int8_t *)({tensor_expr(x)}) + th_lo * {in_w * in_c};
+            const int32_t th_bo = th_y * {row_out};
+            th_bp.in_h = {in_h} - th_lo;
+            th_bp.pad_h = th_lo - th_iy;
+            th_bp.out_h = th_rows;
+            th_ap.shape[0] = th_rows * {row_out};
+            st = {pcall};
+            if (st == TH_OK) {{
+                st = {qcall};
+            }}
+        }}
+    }}
+    TH_LAYER_END({p.index});
+    if (st != TH_OK) {{ return st; }}"""
 
 
 def _header(model: Model, plan: Plan, ins: tuple[IOSpec, ...], outs: tuple[IOSpec, ...]) -> str:

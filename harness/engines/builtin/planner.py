@@ -7,7 +7,10 @@ make the arena smaller:
 
 * aliases: RESHAPE outputs share their input's buffer (no copy, no kernel);
 * in-place ops: an element-wise op may write its output over an input that
-  dies at that op.
+  dies at that op;
+* fused pairs: a producer computed in bands of rows straight into its
+  consumer (codegen's CONV -> ADD bands) needs only a band-sized scratch for
+  the tensor between them, and the pair counts as one op for lifetimes.
 
 The placement is TFLM's greedy first-fit, tried over several orderings; the
 smallest arena wins.
@@ -81,13 +84,19 @@ def plan_arena(
     model: Model,
     alias_ops: frozenset[str],
     inplace: dict[str, tuple[int, ...]],
+    fused: dict[int, int] | None = None,
+    scratch: dict[int, int] | None = None,
 ) -> Plan:
     """Plan the arena for ``model``.
 
     Args:
         alias_ops: op names whose output is input 0 reinterpreted.
         inplace: op name -> input positions the output may overwrite.
+        fused: consumer op index -> producer op index run together with it.
+        scratch: tensor index -> bytes it needs (less than its size: a band).
     """
+    fused = fused or {}
+    scratch = scratch or {}
     tensors = model.tensors
     parent: dict[int, int] = {}
 
@@ -114,7 +123,7 @@ def plan_arena(
         r = root(i)
         if tensors[r].is_const or i in const_alias:
             return
-        size[r] = max(size.get(r, 0), _align(tensors[i].nbytes))
+        size[r] = max(size.get(r, 0), _align(scratch.get(i, tensors[i].nbytes)))
         if writes:
             first[r] = min(first.get(r, k), k)
         last[r] = max(last.get(r, k), k)
@@ -123,25 +132,32 @@ def plan_arena(
     for i in model.inputs:
         touch(i, 0, True)
     for op in model.operators:
+        k = fused.get(op.index, op.index)
         for i in op.inputs:
             if i >= 0:
-                touch(i, op.index, False)
+                touch(i, k, False)
         for i in op.outputs:
-            touch(i, op.index, True)
+            touch(i, k, True)
     for i in model.outputs:
         touch(i, n_ops - 1 if n_ops else 0, False)
 
     # In-place: merge an op's output into an input that dies here.
     for op in model.operators:
+        k = fused.get(op.index, op.index)
+        # A fused consumer writes while its producer still reads the producer's inputs.
+        producer_inputs = ({root(i) for i in model.operators[k].inputs if i >= 0}
+                           if op.index in fused else set())
         for pos in inplace.get(op.name, ()):
             if pos >= len(op.inputs) or op.inputs[pos] < 0 or not op.outputs:
                 continue
             src, dst = root(op.inputs[pos]), root(op.outputs[0])
             if src == dst or src not in size or dst not in size:
                 continue
+            if op.inputs[pos] in scratch or src in producer_inputs:
+                continue
             if any(root(o) == src for o in model.outputs):  # must survive invoke
                 continue
-            if last[src] != op.index or first[dst] != op.index:
+            if last[src] != k or first[dst] != k:
                 continue
             if tensors[op.inputs[pos]].nbytes != tensors[op.outputs[0]].nbytes:
                 continue

@@ -1,65 +1,185 @@
-/* tinyhil builtin engine: CONV_2D, int8, per-channel requantization. */
+/* tinyhil builtin engine: CONV_2D, int8, per-channel requantization.
+ *
+ * im2col + GEMM. For two output pixels at a time the input patches are
+ * expanded into int16 columns with the input offset added (padding taps
+ * stay 0, as in TFLM where they are skipped); then every pair of output
+ * channels is accumulated against both columns, so each weight word and
+ * each column word loaded feeds two SMLADs (th_simd.h).
+ *
+ * A patch (order [k_y][k_x][in_c], as a weight row) is zero-padded to kp =
+ * K rounded up to 8. Column layout, per group of four patch elements
+ * x0..x3: pixel 0's words (x0, x2), (x1, x3), then pixel 1's: what SXTB16
+ * and SXTB16 ROR #8 make of a weight word w0..w3 pairs up with them.
+ * Weights (conv.py conv_weights): per pair of output channels, per group,
+ * channel 0's word then channel 1's; an odd last channel alone, per group.
+ */
+#include <string.h>
+
 #include "th_conv.h"
+#include "th_requant.h"
+#include "th_simd.h"
+
+/* Column index of patch element p of pixel slot `pix` (0 or 1). */
+static inline int32_t th_col_index(int32_t p, int32_t pix) {
+    return ((p & ~3) << 1) + (pix << 2) + ((p & 1) << 1) + ((p >> 1) & 1);
+}
+
+/* Column entries [p, p + n) of slot pix from n input bytes at src, offset added. */
+static void th_col_put(int16_t *col, int32_t pix, int32_t p, const int8_t *src, int32_t n,
+                       int32_t in_off) {
+    while (n > 0 && (p & 3) != 0) {
+        col[th_col_index(p, pix)] = (int16_t)(*src++ + in_off);
+        ++p;
+        --n;
+    }
+    const uint32_t off2 = th_dup16(in_off);
+    int16_t *dst = col + th_col_index(p, pix);
+    for (; n >= 4; n -= 4) {
+        const uint32_t v = th_read_s8x4(src);
+        th_write_s16x2(dst, th_sxtab16(off2, v));
+        th_write_s16x2(dst + 2, th_sxtab16_ror8(off2, v));
+        src += 4;
+        dst += 8;
+        p += 4;
+    }
+    while (n > 0) {
+        col[th_col_index(p, pix)] = (int16_t)(*src++ + in_off);
+        ++p;
+        --n;
+    }
+}
+
+/* Slot pix of the column pair: output pixel n (batch-major, then rows, then columns). */
+static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, int16_t *col,
+                      int32_t pix) {
+    const int32_t in_c = p->in_c;
+    const int32_t in_row = p->in_w * in_c;
+    const int32_t f_row = p->k_w * in_c;
+    const int32_t plane = p->out_h * p->out_w;
+    const int32_t b = n / plane;
+    const int32_t oy = (n - b * plane) / p->out_w;
+    const int32_t ox = n - b * plane - oy * p->out_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    int32_t ky_lo, ky_hi, kx_lo, kx_hi;
+    th_conv_window(iy0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+    th_conv_window(ix0, p->dil_w, p->in_w, p->k_w, &kx_lo, &kx_hi);
+    if (ky_lo != 0 || ky_hi != p->k_h || kx_lo != 0 || kx_hi != p->k_w) {
+        /* Padding taps contribute 0 (TFLM skips them). */
+        const int32_t k = p->k_h * f_row;
+        for (int32_t i = 0; i < k; ++i) {
+            col[th_col_index(i, pix)] = 0;
+        }
+        if (kx_hi <= kx_lo) {
+            return;
+        }
+    }
+    const int8_t *in_b = input + b * p->in_h * in_row;
+    for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
+        const int8_t *x = in_b + (iy0 + ky * p->dil_h) * in_row + (ix0 + kx_lo * p->dil_w) * in_c;
+        const int32_t pos = ky * f_row + kx_lo * in_c;
+        if (p->dil_w == 1) {
+            th_col_put(col, pix, pos, x, (kx_hi - kx_lo) * in_c, p->input_offset);
+        } else {
+            for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                th_col_put(col, pix, pos + (kx - kx_lo) * in_c, x, in_c, p->input_offset);
+                x += p->dil_w * in_c;
+            }
+        }
+    }
+}
+
+static inline int8_t th_conv_requant(const th_conv_params *p, int32_t acc, int32_t oc) {
+    acc = th_requant(acc, p->mult[oc], p->shift[oc]) + p->output_offset;
+    return th_clamp_s8(acc, p->act_min, p->act_max);
+}
+
+/* One group of four patch elements of both pixels against one weight word. */
+#define TH_CONV_MAC(w, acc0, acc1)            \
+    do {                                      \
+        const uint32_t wa_ = th_sxtb16(w);      \
+        const uint32_t wb_ = th_sxtb16_ror8(w); \
+        acc0 = th_smlad(wa_, xa0, acc0);        \
+        acc0 = th_smlad(wb_, xb0, acc0);        \
+        acc1 = th_smlad(wa_, xa1, acc1);        \
+        acc1 = th_smlad(wb_, xb1, acc1);        \
+    } while (0)
 
 th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,
-                       const int32_t *bias, int8_t *output) {
-    const int32_t in_c = p->in_c;
+                       const int32_t *bias, int8_t *output, int16_t *scratch) {
     const int32_t out_c = p->out_c;
-    const int32_t in_off = p->input_offset;
-    const int32_t dil_w = p->dil_w;
-    const int32_t in_row = p->in_w * in_c;      /* elements per input row */
-    const int32_t f_row = p->k_w * in_c;        /* elements per filter row */
-    const int32_t f_size = p->k_h * f_row;      /* elements per output channel */
-    int8_t *out = output;
+    const int32_t kp = (p->k_h * p->k_w * p->in_c + 7) & ~7;
+    const int32_t pixels = p->batches * p->out_h * p->out_w;
+    const int32_t pairs = out_c >> 1;
+    int16_t *col = scratch;
 
     if (p->depth_multiplier != 1) {
         return TH_ERROR;
     }
-    for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *in_b = input + b * p->in_h * in_row;
-        for (int32_t oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            int32_t ky_lo, ky_hi;
-            th_conv_window(iy0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
-            for (int32_t ox = 0; ox < p->out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                int32_t kx_lo, kx_hi;
-                th_conv_window(ix0, dil_w, p->in_w, p->k_w, &kx_lo, &kx_hi);
-                const int32_t span = kx_hi - kx_lo;
-                /* No tap inside the image: the sums stay zero. */
-                const int32_t ky_end = span > 0 ? ky_hi : ky_lo;
-                for (int32_t oc = 0; oc < out_c; ++oc) {
-                    const int8_t *f_oc = filter + oc * f_size;
-                    int32_t acc = 0;
-                    for (int32_t ky = ky_lo; ky < ky_end; ++ky) {
-                        const int8_t *x = in_b + (iy0 + ky * p->dil_h) * in_row
-                                          + (ix0 + kx_lo * dil_w) * in_c;
-                        const int8_t *w = f_oc + ky * f_row + kx_lo * in_c;
-                        if (dil_w == 1) {
-                            /* The taps of one row are contiguous in both tensors. */
-                            const int32_t n = span * in_c;
-                            for (int32_t i = 0; i < n; ++i) {
-                                acc += (int32_t)w[i] * ((int32_t)x[i] + in_off);
-                            }
-                        } else {
-                            for (int32_t kx = 0; kx < span; ++kx) {
-                                for (int32_t ic = 0; ic < in_c; ++ic) {
-                                    acc += (int32_t)w[ic] * ((int32_t)x[ic] + in_off);
-                                }
-                                w += in_c;
-                                if (kx + 1 < span) {
-                                    x += dil_w * in_c;
-                                }
-                            }
-                        }
-                    }
-                    if (bias != 0) {
-                        acc += bias[oc];
-                    }
-                    acc = th_mbqm(acc, p->mult[oc], p->shift[oc]) + p->output_offset;
-                    out[oc] = th_clamp_s8(acc, p->act_min, p->act_max);
-                }
-                out += out_c;
+    /* The pad entries [K, kp) are never written by th_im2col. */
+    memset(col, 0, (size_t)(2 * kp) * sizeof(int16_t));
+    for (int32_t px = 0; px < pixels; px += 2) {
+        /* A lone last pixel fills both slots; its second result is not stored. */
+        const int32_t two = (px + 1 < pixels);
+        th_im2col(p, input, px, col, 0);
+        th_im2col(p, input, px + two, col, 1);
+        int8_t *out0 = output + px * out_c;
+        int8_t *out1 = out0 + out_c;
+        const int8_t *w = filter;
+        for (int32_t j = 0; j < pairs; ++j) {
+            const int32_t oc = 2 * j;
+            int32_t a00 = bias != 0 ? bias[oc] : 0;
+            int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
+            int32_t a01 = a00, a11 = a10;
+            const int16_t *x = col;
+            const int8_t *w_end = w + 2 * kp;
+            while (w < w_end) {
+                /* Two groups per iteration (kp is a multiple of 8). */
+                uint32_t xa0 = th_read_s16x2(x);
+                uint32_t xb0 = th_read_s16x2(x + 2);
+                uint32_t xa1 = th_read_s16x2(x + 4);
+                uint32_t xb1 = th_read_s16x2(x + 6);
+                uint32_t w0 = th_read_s8x4(w);
+                uint32_t w1 = th_read_s8x4(w + 4);
+                TH_CONV_MAC(w0, a00, a01);
+                TH_CONV_MAC(w1, a10, a11);
+                xa0 = th_read_s16x2(x + 8);
+                xb0 = th_read_s16x2(x + 10);
+                xa1 = th_read_s16x2(x + 12);
+                xb1 = th_read_s16x2(x + 14);
+                w0 = th_read_s8x4(w + 8);
+                w1 = th_read_s8x4(w + 12);
+                TH_CONV_MAC(w0, a00, a01);
+                TH_CONV_MAC(w1, a10, a11);
+                x += 16;
+                w += 16;
+            }
+            out0[oc] = th_conv_requant(p, a00, oc);
+            out0[oc + 1] = th_conv_requant(p, a10, oc + 1);
+            if (two) {
+                out1[oc] = th_conv_requant(p, a01, oc);
+                out1[oc + 1] = th_conv_requant(p, a11, oc + 1);
+            }
+        }
+        if (out_c & 1) {
+            const int32_t oc = out_c - 1;
+            int32_t a00 = bias != 0 ? bias[oc] : 0;
+            int32_t a01 = a00;
+            const int16_t *x = col;
+            const int8_t *w_end = w + kp;
+            while (w < w_end) {
+                const uint32_t xa0 = th_read_s16x2(x);
+                const uint32_t xb0 = th_read_s16x2(x + 2);
+                const uint32_t xa1 = th_read_s16x2(x + 4);
+                const uint32_t xb1 = th_read_s16x2(x + 6);
+                const uint32_t w0 = th_read_s8x4(w);
+                TH_CONV_MAC(w0, a00, a01);
+                x += 8;
+                w += 4;
+            }
+            out0[oc] = th_conv_requant(p, a00, oc);
+            if (two) {
+                out1[oc] = th_conv_requant(p, a01, oc);
             }
         }
     }

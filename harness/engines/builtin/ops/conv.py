@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.engines.builtin import int16x8, quant
+from harness.engines.builtin import int16x8, quant, scratch
 from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
 from harness.model import Tensor
 
@@ -145,7 +145,33 @@ def conv_2d(ctx: LowerContext) -> str:
     q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=0)
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": 1, **q}
-    return _emit(ctx, "th_conv2d_s8", fields, inp, filt, bias, out)
+    assert filt.data is not None
+    w = conv_weights(np.asarray(filt.data))
+    wname = f"th_w_{filt.index}_op{ctx.op.index}_conv"
+    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
+    ctx.decls.append(scratch.scratch_decl(ctx.model))
+    ctx.include("th_conv.h")
+    p = ctx.params("th_conv_params", fields)
+    return (f"th_conv2d_s8({p}, {ctx.ptr(inp, const=True)}, {wname}, "
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+
+
+def conv_weights(filt: np.ndarray) -> np.ndarray:
+    """Re-lay [out_c, k_h, k_w, in_c] conv weights for th_conv2d_s8 (th_conv2d_s8.c).
+
+    Each channel's k_h * k_w * in_c weights are zero-padded to kp, a multiple
+    of 8 (scratch.conv_depth); then, per pair of channels, per group of 4
+    weights, channel 0's group and channel 1's group. An odd last channel
+    follows alone.
+    """
+    out_c, k_h, k_w, in_c = filt.shape
+    rows = filt.reshape(out_c, -1)
+    kp = scratch.conv_depth(k_h, k_w, in_c)
+    padded = np.zeros((out_c, kp), dtype=np.int8)
+    padded[:, : rows.shape[1]] = rows
+    pairs = out_c // 2 * 2
+    inter = padded[:pairs].reshape(out_c // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([inter, padded[pairs:].reshape(-1)])
 
 
 @lowering("DEPTHWISE_CONV_2D")

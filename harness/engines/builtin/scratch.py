@@ -1,0 +1,47 @@
+"""Kernel working memory shared by every op of a model (``th_scratch``).
+
+Some kernels need a buffer for the duration of one call only: th_conv2d_s8
+its two im2col columns, th_fully_connected_s8 its widened input row. One
+static buffer serves them all, sized for the largest need in the model. It
+is computed from the model alone, so every lowering that uses it declares
+the same buffer (under an include guard in the generated C) and no other
+part of the code generator has to know about it.
+"""
+
+from __future__ import annotations
+
+from harness.model import Model
+
+
+def conv_depth(k_h: int, k_w: int, in_c: int) -> int:
+    """th_conv2d_s8's padded patch length kp: k_h * k_w * in_c rounded up to 8."""
+    return (k_h * k_w * in_c + 7) // 8 * 8
+
+
+def fc_depth(depth: int) -> int:
+    """th_fully_connected_s8's padded row length: depth rounded up to 8."""
+    return (depth + 7) // 8 * 8
+
+
+def scratch_bytes(model: Model) -> int:
+    """Bytes the int8 CONV_2D and FULLY_CONNECTED kernels of ``model`` need at most."""
+    need = 0
+    for op in model.operators:
+        if op.name not in ("CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 2:
+            continue
+        inp, filt = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+        if inp.dtype != "int8":
+            continue
+        if op.name == "CONV_2D" and len(filt.shape) == 4:
+            _, k_h, k_w, in_c = filt.shape
+            need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c))  # two int16 columns
+        elif op.name == "FULLY_CONNECTED" and len(filt.shape) == 2:
+            need = max(need, 2 * fc_depth(filt.shape[1]))  # one int16 row
+    return need
+
+
+def scratch_decl(model: Model) -> str:
+    """The guarded declaration of ``th_scratch`` (int32 words: 4-byte aligned)."""
+    words = max(1, (scratch_bytes(model) + 3) // 4)
+    return (f"#ifndef TH_SCRATCH_DECLARED\n#define TH_SCRATCH_DECLARED\n"
+            f"static int32_t th_scratch[{words}];\n#endif")

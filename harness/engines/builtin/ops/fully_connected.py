@@ -1,7 +1,9 @@
 """FULLY_CONNECTED lowering (TFLM fully_connected_common.cc)."""
 
-from harness.engines.builtin import int16x8, quant
-from harness.engines.builtin.lowering import LowerContext, lowering
+import numpy as np
+
+from harness.engines.builtin import int16x8, quant, scratch
+from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
 
 
 @lowering("FULLY_CONNECTED")
@@ -39,8 +41,31 @@ def fully_connected(ctx: LowerContext) -> str:
         "mult": ctx.array("mult", "int32_t", mults),
         "shift": ctx.array("shift", "int32_t", shifts),
     })
-    return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
-            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+    if fq.zero_point != 0 or filt.data is None:
+        return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, "
+                f"{ctx.ptr(filt, const=True)}, {ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+    w = fc_weights(np.asarray(filt.data))
+    wname = f"th_w_{filt.index}_op{ctx.op.index}_fc"
+    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
+    ctx.decls.append(scratch.scratch_decl(ctx.model))
+    return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+
+
+def fc_weights(filt: np.ndarray) -> np.ndarray:
+    """Re-lay [out_depth, depth] weights for th_fully_connected_s8_simd.
+
+    Rows zero-padded to a multiple of 8 (scratch.fc_depth); then, per pair of
+    rows, per group of 4 weights, row 0's group and row 1's. An odd last row
+    follows alone.
+    """
+    out_depth, depth = filt.shape
+    dp = scratch.fc_depth(depth)
+    padded = np.zeros((out_depth, dp), dtype=np.int8)
+    padded[:, :depth] = filt
+    pairs = out_depth // 2 * 2
+    inter = padded[:pairs].reshape(out_depth // 2, 2, dp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([inter, padded[pairs:].reshape(-1)])
 
 
 def _fully_connected_s16(ctx: LowerContext) -> str:

@@ -1,0 +1,121 @@
+"""The SMLAD paths of int8 CONV_2D and FULLY_CONNECTED (th_simd.h, th_conv2d_s8.c,
+th_fully_connected_s8.c) at sizes that are not multiples of their blocks.
+
+The kernels pad rows to 8, take output channels in pairs and pixels in pairs;
+these shapes leave a remainder in each. On the host they run th_simd.h's C
+emulation; under QEMU (cortex-m4, cortex-m7) the real DSP instructions.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.datasets import random_samples
+from harness.engines.builtin import generate
+from harness.engines.builtin.ops.conv import conv_weights
+from harness.engines.builtin.ops.fully_connected import fc_weights
+from harness.model import Model, load_model
+from harness.reference import Reference
+from harness.synth import ModelBuilder
+from tests.conftest import check_synthetic
+from tests.test_conv import _model as conv_model
+
+
+@pytest.mark.parametrize("in_c,out_c", [(1, 1), (3, 7), (5, 2), (7, 9), (9, 3)])
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (2, 5)])
+def test_conv_odd_channels(tmp_path: Path, in_c: int, out_c: int, kernel: tuple[int, int]) -> None:
+    check_synthetic(conv_model("CONV_2D", in_shape=(1, 7, 5, in_c), kernel=kernel, out_c=out_c), tmp_path)
+
+
+def test_conv_batches_and_odd_pixel_count(tmp_path: Path) -> None:
+    """Pixels are paired across the batch boundary; 3 x 5 x 3 = 45 pixels leaves one alone."""
+    check_synthetic(conv_model("CONV_2D", in_shape=(3, 5, 3, 6), out_c=5, stride=(1, 1)), tmp_path)
+
+
+def test_conv_input_zero_point_extremes(tmp_path: Path) -> None:
+    """x + input_offset spans -255..255 in the int16 columns."""
+    for zp in (-128, 127):
+        check_synthetic(conv_model("CONV_2D", in_shape=(1, 6, 5, 5), out_c=3, in_zp=zp), tmp_path)
+
+
+def _fc(depth: int, units: int, batches: int, in_zp: int = 9) -> bytes:
+    rng = np.random.default_rng(depth * 31 + units)
+    b = ModelBuilder()
+    x = b.tensor("x", [batches, depth], scale=0.07, zero_point=in_zp)
+    scales = list(rng.uniform(0.002, 0.02, units))
+    w = b.const("w", rng.integers(-127, 128, (units, depth)), scales=scales, axis=0)
+    bias = b.const("b", rng.integers(-3000, 3000, units), dtype="int32", scales=[0.07 * s for s in scales])
+    y = b.tensor("y", [batches, units], scale=0.07 * 0.01 * 73 * 74 * math.sqrt(depth) / 40, zero_point=-3)
+    b.op("FULLY_CONNECTED", [x, w, bias], [y], fused_activation_function="NONE")
+    return b.build([x], [y])
+
+
+@pytest.mark.parametrize("depth,units", [(1, 1), (3, 2), (5, 7), (9, 4), (13, 3), (31, 5)])
+@pytest.mark.parametrize("batches", [1, 2])
+def test_fc_odd_sizes(tmp_path: Path, depth: int, units: int, batches: int) -> None:
+    check_synthetic(_fc(depth, units, batches), tmp_path)
+
+
+def test_conv_weight_layout() -> None:
+    """Channel pairs interleaved by groups of 4, rows padded to 8, an odd channel last."""
+    w = np.arange(3 * 1 * 1 * 5, dtype=np.int8).reshape(3, 1, 1, 5)
+    got = conv_weights(w).tolist()
+    assert got == [0, 1, 2, 3, 5, 6, 7, 8, 4, 0, 0, 0, 9, 0, 0, 0,
+                   10, 11, 12, 13, 14, 0, 0, 0]
+    assert fc_weights(w.reshape(3, 5)).tolist() == got
+
+
+def _chain() -> bytes:
+    """CONV_2D (3 -> 7 channels, 35 pixels) feeding FULLY_CONNECTED (245 -> 13)."""
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 7, 5, 3), scale=0.02, zero_point=7)
+    cw_scales = list(rng.uniform(0.5, 1.5, 7) * 0.004)
+    cw = b.const("cw", rng.integers(-127, 128, (7, 3, 3, 3)), scales=cw_scales, axis=0)
+    cb = b.const("cb", rng.integers(-2000, 2000, 7), dtype="int32", scales=[0.02 * s for s in cw_scales])
+    h = b.tensor("h", (1, 7, 5, 7), scale=0.05, zero_point=-4)
+    b.op("CONV_2D", [x, cw, cb], [h], padding="SAME", stride_h=1, stride_w=1,
+         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="NONE")
+    fw_scales = list(rng.uniform(0.002, 0.006, 13))
+    fw = b.const("fw", rng.integers(-127, 128, (13, 245)), scales=fw_scales, axis=0)
+    fb = b.const("fb", rng.integers(-2000, 2000, 13), dtype="int32", scales=[0.05 * s for s in fw_scales])
+    y = b.tensor("y", (1, 13), scale=0.05 * 0.004 * 73 * 60 * math.sqrt(245) / 40, zero_point=2)
+    b.op("FULLY_CONNECTED", [h, fw, fb], [y], fused_activation_function="NONE")
+    return b.build([x], [y])
+
+
+def test_chain_on_host(tmp_path: Path) -> None:
+    check_synthetic(_chain(), tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7"])
+def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str) -> None:
+    """The DSP instructions themselves (SXTB16, SXTAB16, SMLAD) against TFLM, byte for byte."""
+    from harness.build import build_firmware
+    from harness.targets import find_target
+    from tests import test_firmware as fw
+
+    path = tmp_path / "gemm_chain.tflite"
+    path.write_bytes(_chain())
+    model: Model = load_model(path)
+    target = find_target(target_name)
+    image = build_firmware(generate(model), target, cache_dir=tmp_path / "fw")
+    reference = Reference(model)
+    dut = fw.QemuDut(target, image.elf)
+    try:
+        for sample in random_samples(model, 3, seed=4):
+            assert dut.load(sample.inputs[0].tobytes()) == ["m-load-done"]
+            lines = dut.command("infer 1 0")
+            assert "m-th-status-0" in lines, lines
+            results = dut.command("results")
+            out_hex = next(ln for ln in results if ln.startswith("m-th-output-")).removeprefix("m-th-output-")
+            want = b"".join(a.tobytes() for a in reference.run(sample.inputs))
+            assert len(set(want)) >= 5, "degenerate test: outputs barely vary"
+            assert bytes.fromhex(out_hex) == want, sample.name
+    finally:
+        dut.close()

@@ -82,7 +82,7 @@ def test_extreme_input_zero_points_in_the_padding(tmp_path: Path) -> None:
 
 def _dw_model(channels: int = 8, in_scale: float = 0.02, w_scale: float = 0.01,
               out_scale: float = 0.05, hw: tuple[int, int] = (8, 9), stride: int = 1,
-              kernel: int = 3, wmax: int = 127, seed: int = 5) -> bytes:
+              kernel: int = 3, wmax: int = 127, act: str | None = None, seed: int = 5) -> bytes:
     rng = np.random.default_rng(seed)
     h, w = hw
     oh, ow = math.ceil(h / stride), math.ceil(w / stride)
@@ -94,7 +94,7 @@ def _dw_model(channels: int = 8, in_scale: float = 0.02, w_scale: float = 0.01,
                    scales=[in_scale * w_scale] * channels)
     y = b.tensor("y", (1, oh, ow, channels), scale=out_scale, zero_point=4)
     b.op(DW, [x, wt, bias], [y], padding="SAME", stride_h=stride, stride_w=stride,
-         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="RELU6" if wmax > 2 else "NONE",
+         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function=act or ("RELU6" if wmax > 2 else "NONE"),
          depth_multiplier=1)
     return b.build([x], [y])
 
@@ -117,7 +117,7 @@ def test_left_shift_scales_use_the_exact_requantization(tmp_path: Path) -> None:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("case", ["3x3-stride1", "3x3-stride2-exact", "5x5-tail"])
+@pytest.mark.parametrize("case", ["3x3-stride1", "3x3-full-range", "3x3-stride2-exact", "5x5-tail"])
 def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple[str, str],
                                                 case: str) -> None:
     """The SXTB16/SMLAxy/SMMULR code only runs on a DSP core: check it there."""
@@ -127,6 +127,8 @@ def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple
 
     raw = {
         "3x3-stride1": lambda: _dw_model(channels=12, hw=(9, 10)),
+        # No activation: the clamp is the int8 range, a plain SSAT.
+        "3x3-full-range": lambda: _dw_model(channels=8, hw=(7, 8), act="NONE"),
         "3x3-stride2-exact": lambda: _dw_model(channels=8, hw=(9, 10), stride=2, in_scale=0.3,
                                                w_scale=0.02, out_scale=0.01, wmax=1),
         "5x5-tail": lambda: _dw_model(channels=7, hw=(7, 6), kernel=5),

@@ -85,34 +85,52 @@ static inline int32_t th_dw_requant(int32_t acc, int32_t mult, int32_t shift) {
     return x;
 }
 
-/* The same when |acc| < 2^30 and shift is in [-31, -1] (the generator checks):
- * (acc * m + 2^30) >> 31 is SMMULR(2 acc, m), and with |x| < 2^30 the
- * round-half-away-from-zero shift is (x - (x < 0) + 2^(e-1)) >> e. */
-static inline int32_t th_dw_requant_fast(int32_t acc, int32_t mult, int32_t shift) {
+/* Requantization modes: the general sequence, or (when the generator proved
+ * |acc| < 2^30 and every shift in [-31, -1]) SMMULR plus one rounding shift,
+ * with the activation clamp as a plain saturation when it is the int8 range. */
+#define TH_DW_EXACT 0
+#define TH_DW_FAST 1
+#define TH_DW_FAST_FULL 2
+
+#if TH_DW_DSP
+#define TH_DW_SSAT8(v) __ssat((v), 8)
+#else
+#define TH_DW_SSAT8(v) ((v) < -128 ? -128 : ((v) > 127 ? 127 : (v)))
+#endif
+
+/* Fast requantization plus the output offset: (acc * m + 2^30) >> 31 is
+ * SMMULR(2 acc, m); rounding half away from zero by e = -shift is
+ * ((y >> (e - 1)) + 1) >> 1 with y = x - (x < 0); and e - 1 = ~shift. The
+ * output offset rides along: k = 1 + 2 * offset. */
+static inline int32_t th_dw_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
     const int32_t x = th_dw_smmulr(acc * 2, mult);
-    const int32_t e = -shift;
-    return (x + (x >> 31) + (int32_t)((1u << e) >> 1)) >> e;
+    return (((x + (x >> 31)) >> ~shift) + k) >> 1;
 }
 
 /* Requantize, offset and clamp one accumulator of channel c. The fields are
  * read into locals first: an int8 store may alias anything, so a field read
  * through p would be reloaded after every store. */
-#define TH_DW_OUT(FAST, c, acc)                                                          \
-    th_clamp_s8(((FAST) ? th_dw_requant_fast((acc), mult[c], shift[c])                   \
-                        : th_dw_requant((acc), mult[c], shift[c])) + out_off,            \
-                act_min, act_max)
+#define TH_DW_OUT(MODE, c, acc)                                                             \
+    ((MODE) == TH_DW_FAST_FULL                                                              \
+         ? (int8_t)TH_DW_SSAT8(th_dw_requant_fast((acc), mult[c], shift[c], k_off))         \
+     : (MODE) == TH_DW_FAST                                                                 \
+         ? th_clamp_s8(th_dw_requant_fast((acc), mult[c], shift[c], k_off), act_min, act_max) \
+         : th_clamp_s8(th_dw_requant((acc), mult[c], shift[c]) + out_off, act_min, act_max))
 
-#define TH_DW_LOCALS(p)                          \
-    const int32_t *const mult = (p)->mult;       \
-    const int32_t *const shift = (p)->shift;     \
-    const int32_t out_off = (p)->output_offset;  \
-    const int32_t act_min = (p)->act_min;        \
-    const int32_t act_max = (p)->act_max
+#define TH_DW_LOCALS(p)                                  \
+    const int32_t *const mult = (p)->mult;               \
+    const int32_t *const shift = (p)->shift;             \
+    const int32_t out_off = (p)->output_offset;          \
+    const int32_t k_off = 1 + 2 * (p)->output_offset;    \
+    const int32_t act_min = (p)->act_min;                \
+    const int32_t act_max = (p)->act_max;                \
+    (void)out_off;                                       \
+    (void)k_off
 
 /* One interior output pixel of a 3x3, dilation-1 kernel, channels % 4 == 0: x
  * points at the window's top-left input pixel, rs is the input row stride. */
 __attribute__((always_inline)) static inline void th_dw_pixel_3x3(const th_dw_params *p, const int8_t *x, int32_t rs,
-                                   const int8_t *w, int8_t *out, const int fast) {
+                                   const int8_t *w, int8_t *out, const int mode) {
     const int32_t ch = p->channels;
     const int32_t down = rs - 2 * ch; /* from a row's third tap to the next row's first */
     const int32_t *fb = p->bias;
@@ -137,10 +155,10 @@ __attribute__((always_inline)) static inline void th_dw_pixel_3x3(const th_dw_pa
         TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 28));
         q += ch;
         TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(q), th_dw_ld(w + 32));
-        out[c] = TH_DW_OUT(fast, c, a0);
-        out[c + 1] = TH_DW_OUT(fast, c + 1, a1);
-        out[c + 2] = TH_DW_OUT(fast, c + 2, a2);
-        out[c + 3] = TH_DW_OUT(fast, c + 3, a3);
+        out[c] = TH_DW_OUT(mode, c, a0);
+        out[c + 1] = TH_DW_OUT(mode, c + 1, a1);
+        out[c + 2] = TH_DW_OUT(mode, c + 2, a2);
+        out[c + 3] = TH_DW_OUT(mode, c + 3, a3);
         w += 36;
         fb += 4;
     }
@@ -151,24 +169,68 @@ __attribute__((always_inline)) static inline void th_dw_pixel_3x3(const th_dw_pa
  * pre-allocation scheduling hoists the loads and SXTB16s of all nine taps and
  * then spills; without it the loop keeps its operands in registers (about
  * half the instructions on Cortex-M4). Out of line so the loop gets the
- * registers to itself. */
-__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_run_3x3_fast(
-    const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs, const int8_t *w,
-    int8_t *out) {
-    for (int32_t i = 0; i < n; ++i) {
-        th_dw_pixel_3x3(p, x, rs, w, out, 1);
-        x += xs;
-        out += p->channels;
+ * registers to itself. One copy per fast requantization mode; the exact mode
+ * (rare: left shifts or huge accumulators) takes the generic pixel path. */
+#define TH_DW_RUN_3X3(NAME, MODE)                                                             \
+    __attribute__((noinline, optimize("no-schedule-insns"))) static void NAME(                \
+        const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs,            \
+        const int8_t *w, int8_t *out) {                                                       \
+        for (int32_t i = 0; i < n; ++i) {                                                     \
+            th_dw_pixel_3x3(p, x, rs, w, out, MODE);                                          \
+            x += xs;                                                                          \
+            out += p->channels;                                                               \
+        }                                                                                     \
+    }
+
+TH_DW_RUN_3X3(th_dw_run_3x3_fast, TH_DW_FAST)
+TH_DW_RUN_3X3(th_dw_run_3x3_full, TH_DW_FAST_FULL)
+
+/* A border pixel of a 3x3 kernel, channels [c0, c1) (c1 - c0 <= TH_DW_ZP_BYTES):
+ * tap t reads tp[t] + (c - c0), a padding tap points at a buffer of the input
+ * zero point. Same loop as the interior with the tap addresses from a table. */
+#define TH_DW_ZP_BYTES 64
+
+__attribute__((always_inline)) static inline void th_dw_pixel_3x3_tab(
+    const th_dw_params *p, const int8_t *const *tp, int32_t c0, int32_t c1, const int8_t *w,
+    int8_t *out, const int mode) {
+    const int32_t *fb = p->bias + c0;
+    TH_DW_LOCALS(p);
+    w += 9 * c0;
+    for (int32_t c = c0; c < c1; c += 4) {
+        const int32_t o = c - c0;
+        int32_t a0 = fb[0], a1 = fb[1], a2 = fb[2], a3 = fb[3];
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[0] + o), th_dw_ld(w));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[1] + o), th_dw_ld(w + 4));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[2] + o), th_dw_ld(w + 8));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[3] + o), th_dw_ld(w + 12));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[4] + o), th_dw_ld(w + 16));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[5] + o), th_dw_ld(w + 20));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[6] + o), th_dw_ld(w + 24));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[7] + o), th_dw_ld(w + 28));
+        TH_DW_MAC4(a0, a1, a2, a3, th_dw_ld(tp[8] + o), th_dw_ld(w + 32));
+        out[c] = TH_DW_OUT(mode, c, a0);
+        out[c + 1] = TH_DW_OUT(mode, c + 1, a1);
+        out[c + 2] = TH_DW_OUT(mode, c + 2, a2);
+        out[c + 3] = TH_DW_OUT(mode, c + 3, a3);
+        w += 36;
+        fb += 4;
     }
 }
 
-__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_run_3x3_exact(
-    const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs, const int8_t *w,
-    int8_t *out) {
-    for (int32_t i = 0; i < n; ++i) {
-        th_dw_pixel_3x3(p, x, rs, w, out, 0);
-        x += xs;
-        out += p->channels;
+__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_border_3x3(
+    const th_dw_params *p, const int8_t *in_b, int32_t base, const int32_t *toff, uint32_t valid,
+    const int8_t *zbuf, const int8_t *w, int8_t *out, int mode) {
+    const int8_t *tp[9];
+    for (int32_t c0 = 0; c0 < p->channels; c0 += TH_DW_ZP_BYTES) {
+        const int32_t c1 = TH_MIN(c0 + TH_DW_ZP_BYTES, p->channels);
+        for (int32_t t = 0; t < 9; ++t) {
+            tp[t] = ((valid >> t) & 1u) ? in_b + (base + toff[t] + c0) : zbuf;
+        }
+        if (mode == TH_DW_FAST_FULL) {
+            th_dw_pixel_3x3_tab(p, tp, c0, c1, w, out, TH_DW_FAST_FULL);
+        } else {
+            th_dw_pixel_3x3_tab(p, tp, c0, c1, w, out, TH_DW_FAST);
+        }
     }
 }
 
@@ -182,7 +244,7 @@ __attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_pixel
     const int32_t groups = ch >> 2;
     const int32_t taps = p->k_h * p->k_w;
     const int32_t *fb = p->bias;
-    const int fast = p->fast_requant;
+    const int mode = p->fast_requant ? TH_DW_FAST : TH_DW_EXACT;
     TH_DW_LOCALS(p);
     for (int32_t g = 0; g < groups; ++g) {
         const int32_t xg = base + 4 * g;
@@ -193,10 +255,10 @@ __attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_pixel
             w += 4;
         }
         const int32_t c = 4 * g;
-        out[c] = TH_DW_OUT(fast, c, a0);
-        out[c + 1] = TH_DW_OUT(fast, c + 1, a1);
-        out[c + 2] = TH_DW_OUT(fast, c + 2, a2);
-        out[c + 3] = TH_DW_OUT(fast, c + 3, a3);
+        out[c] = TH_DW_OUT(mode, c, a0);
+        out[c + 1] = TH_DW_OUT(mode, c + 1, a1);
+        out[c + 2] = TH_DW_OUT(mode, c + 2, a2);
+        out[c + 3] = TH_DW_OUT(mode, c + 3, a3);
         fb += 4;
     }
     /* The channels % 4 left: weights [tap][channel]. */
@@ -209,7 +271,7 @@ __attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_pixel
             const int32_t xv = ((valid >> t) & 1u) ? in_b[(base + toff[t]) + c] : zp;
             acc += xv * w[t * rest + i];
         }
-        out[c] = TH_DW_OUT(fast, c, acc);
+        out[c] = TH_DW_OUT(mode, c, acc);
     }
 }
 
@@ -219,14 +281,19 @@ th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
     const int32_t taps = p->k_h * p->k_w;
     const int32_t rs = p->in_w * ch;
     const uint32_t zp4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
+    const int mode = !p->fast_requant                             ? TH_DW_EXACT
+                     : (p->act_min <= -128 && p->act_max >= 127) ? TH_DW_FAST_FULL
+                                                                 : TH_DW_FAST;
     const int unrolled = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
-                         (ch & 3) == 0;
+                         (ch & 3) == 0 && mode != TH_DW_EXACT;
     int32_t toff[TH_DW_MAX_TAPS];
+    int8_t zbuf[TH_DW_ZP_BYTES];
     int8_t *out = output;
 
     if (taps > TH_DW_MAX_TAPS) {
         return TH_ERROR;
     }
+    memset(zbuf, (int)(int8_t)(-p->input_offset), sizeof zbuf);
     for (int32_t ky = 0; ky < p->k_h; ++ky) {
         for (int32_t kx = 0; kx < p->k_w; ++kx) {
             toff[ky * p->k_w + kx] = ky * p->dil_h * rs + kx * p->dil_w * ch;
@@ -256,10 +323,10 @@ th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
                 if (ox == ox_lo) {
                     const int32_t n = ox_hi - ox_lo;
                     const int8_t *x = in_b + (iy0 * rs + (ox * p->stride_w - p->pad_w) * ch);
-                    if (p->fast_requant) {
-                        th_dw_run_3x3_fast(p, x, p->stride_w * ch, n, rs, filter, out);
+                    if (mode == TH_DW_FAST_FULL) {
+                        th_dw_run_3x3_full(p, x, p->stride_w * ch, n, rs, filter, out);
                     } else {
-                        th_dw_run_3x3_exact(p, x, p->stride_w * ch, n, rs, filter, out);
+                        th_dw_run_3x3_fast(p, x, p->stride_w * ch, n, rs, filter, out);
                     }
                     out += n * ch;
                     ox = ox_hi - 1;
@@ -274,7 +341,12 @@ th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
                         valid |= 1u << (ky * p->k_w + kx);
                     }
                 }
-                th_dw_pixel(p, in_b, iy0 * rs + ix0 * ch, toff, valid, zp4, filter, out);
+                if (unrolled) {
+                    th_dw_border_3x3(p, in_b, iy0 * rs + ix0 * ch, toff, valid, zbuf, filter,
+                                     out, mode);
+                } else {
+                    th_dw_pixel(p, in_b, iy0 * rs + ix0 * ch, toff, valid, zp4, filter, out);
+                }
                 out += ch;
             }
         }

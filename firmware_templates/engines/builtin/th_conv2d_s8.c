@@ -133,6 +133,51 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
             int32_t a01 = a00, a11 = a10;
             const int16_t *x = col;
             const int8_t *w_end = w + 2 * kp;
+#if TH_SIMD_DSP
+            /* The loop below in 16 instructions per 16 MACs (gcc's own
+             * scheduling of the C loop spills: 19.5). */
+            uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+                "cmp %[w], %[w_end]\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
+                  [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                  [t] "=&r"(t)
+                : [w_end] "r"(w_end)
+                : "cc", "memory");
+#else
             while (w < w_end) {
                 /* Two groups per iteration (kp is a multiple of 8). */
                 uint32_t xa0 = th_read_s16x2(x);
@@ -154,6 +199,7 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
                 x += 16;
                 w += 16;
             }
+#endif
             out0[oc] = th_conv_requant(p, a00, oc);
             out0[oc + 1] = th_conv_requant(p, a10, oc + 1);
             if (two) {

@@ -148,7 +148,9 @@ def conv_2d(ctx: LowerContext) -> str:
     assert filt.data is not None
     w = conv_weights(np.asarray(filt.data))
     wname = f"th_w_{filt.index}_op{ctx.op.index}_conv"
-    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
+    # Word-aligned: the DSP kernel reads the weights with LDRD.
+    ctx.decls.append(f"static const int8_t {wname}[{w.size}] __attribute__((aligned(4))) = "
+                     f"{c_array_literal(w)};")
     ctx.decls.append(scratch.scratch_decl(ctx.model))
     ctx.include("th_conv.h")
     p = ctx.params("th_conv_params", fields)

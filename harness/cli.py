@@ -386,6 +386,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """Builtin against TFLM (+ CMSIS-NN) with issue 9's goals: run the bench, or read --rows."""
     from harness import perf
     from harness.bench import resolve_models
+    from harness.engines.builtin.scratch import scratch_bytes
     from harness.engines.tflm.trees import find_trees
     from harness.model import load_model
     from harness.results import read_rows
@@ -411,11 +412,14 @@ def cmd_perf(args: argparse.Namespace) -> int:
         out = _results_out(args.out)
         rc = cmd_bench(build_parser().parse_args([*argv, "--out", str(out)]))
         rows = read_rows(out)
-    macs = {bench: load_model(path).macs for bench, path, _ in models}
-    lines = perf.perf_lines(rows, macs)
+    loaded = {bench: load_model(path) for bench, path, _ in models}
+    macs = {bench: m.macs for bench, m in loaded.items()}
+    scratch = {bench: (scratch_bytes(m) + 3) // 4 * 4 for bench, m in loaded.items()}
+    lines = perf.perf_lines(rows, macs, scratch)
     console.print(perf_table(lines))
     console.print(f"[dim]goals: instructions and flash <= {perf.RATIO_GOAL} x TFLM + CMSIS-NN's; peak RAM "
-                  f"(arena + stack high-water) <= {perf.RATIO_GOAL} x TFLM's arena_used_bytes(); est. "
+                  f"(arena + kernel scratch + stack high-water) <= {perf.RATIO_GOAL} x TFLM's "
+                  "arena_used_bytes(); est. "
                   f"cycles/MAC <= {perf.CYCLES_PER_MAC_GOAL} on {perf.CYCLES_PER_MAC_TARGET} for "
                   f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (instructions x "
                   "the target's CPI) / the model's MACs. '-' = not measured.[/]")
@@ -425,8 +429,12 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 
 def perf_table(lines: list[Any]) -> Table:
+    """Builtin vs TFLM: speed columns, then memory columns; each ratio with its goal verdict."""
     def n(v: Any) -> str:
         return "-" if v is None else f"{v:,}"
+
+    def m(v: Any) -> str:
+        return "-" if v is None else f"{v / 1e6:.2f}M"
 
     def r(v: Any, ok: Any) -> str:
         if v is None:
@@ -434,14 +442,15 @@ def perf_table(lines: list[Any]) -> Table:
         mark = "" if ok is None else (" [green]ok[/]" if ok else " [red]no[/]")
         return f"{v:.2f}{mark}"
 
-    t = Table(title="builtin vs TFLM (issue 9 goals)")
-    for col in ("benchmark", "target", "builtin instr", "TFLM ref instr", "TFLM CMSIS-NN instr",
-                "instr ratio", "cycles/MAC builtin", "cycles/MAC CMSIS-NN", "peak RAM", "TFLM arena",
-                "RAM ratio", "flash", "TFLM flash", "flash ratio"):
-        t.add_column(col, justify="left" if col in ("benchmark", "target") else "right")
+    t = Table(title="builtin vs TFLM (goals: ratios <= 0.8, cycles/MAC <= 1.0)")
+    cols = ("model", "target", "builtin instr", "TFLM ref", "TFLM CMSIS-NN", "instr ratio",
+            "cyc/MAC", "CMSIS-NN cyc/MAC", "peak RAM", "TFLM arena", "RAM ratio", "flash",
+            "TFLM flash", "flash ratio")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("model", "target") else "right", overflow="fold")
     for ln in lines:
-        t.add_row(ln.benchmark, ln.target, n(ln.builtin_instructions), n(ln.tflm_ref_instructions),
-                  n(ln.tflm_cmsis_instructions), r(ln.instructions_ratio, ln.instructions_ok),
+        t.add_row(ln.benchmark, ln.target, m(ln.builtin_instructions), m(ln.tflm_ref_instructions),
+                  m(ln.tflm_cmsis_instructions), r(ln.instructions_ratio, ln.instructions_ok),
                   r(ln.builtin_cycles_per_mac, ln.cycles_per_mac_ok), r(ln.tflm_cmsis_cycles_per_mac, None),
                   n(ln.builtin_peak_ram), n(ln.tflm_arena), r(ln.ram_ratio, ln.ram_ok),
                   n(ln.builtin_flash), n(ln.tflm_flash), r(ln.flash_ratio, ln.flash_ok))

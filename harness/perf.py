@@ -2,7 +2,8 @@
 
 For each (benchmark, target) the builtin row is set against TFLM's: the
 instruction count against TFLM with CMSIS-NN kernels, peak RAM (builtin's
-arena plus its stack high-water mark) against TFLM's ``arena_used_bytes()``,
+arena, plus the kernels' working memory ``th_scratch`` that lives beside it,
+plus its stack high-water mark) against TFLM's ``arena_used_bytes()``,
 flash against the TFLM firmware's, and est. cycles per MAC (est_cycles / the
 model's MACs) on the cycles/MAC target. Pure functions of rows; the CLI
 (``tinyhil perf``) runs the bench and renders these lines.
@@ -36,7 +37,7 @@ class PerfLine:
     tflm_cmsis_instructions: int | None
     builtin_cycles_per_mac: float | None  # est_cycles / MACs
     tflm_cmsis_cycles_per_mac: float | None
-    builtin_peak_ram: int | None  # arena + stack high-water
+    builtin_peak_ram: int | None  # arena + kernel scratch + stack high-water
     tflm_arena: int | None  # arena_used_bytes() of the TFLM row compared against
     builtin_flash: int | None
     tflm_flash: int | None
@@ -62,10 +63,11 @@ def _within(ratio: float | None) -> bool | None:
     return None if ratio is None else ratio <= RATIO_GOAL
 
 
-def peak_ram(row: Mapping[str, Any]) -> int | None:
-    """Arena plus stack high-water: the RAM an engine needs beyond the firmware's own buffers."""
+def peak_ram(row: Mapping[str, Any], scratch: int = 0) -> int | None:
+    """Arena, kernel scratch and stack high-water: the RAM an engine needs beyond the
+    firmware's own buffers."""
     arena, stack = row.get("ram_arena_bytes"), row.get("ram_stack_bytes")
-    return None if arena is None or stack is None else int(arena) + int(stack)
+    return None if arena is None or stack is None else int(arena) + scratch + int(stack)
 
 
 def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | None:
@@ -75,11 +77,13 @@ def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | N
     return None if cycles is None else float(cycles) / macs
 
 
-def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int]) -> list[PerfLine]:
+def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
+               scratch: Mapping[str, int] | None = None) -> list[PerfLine]:
     """One line per (benchmark, target) that has a builtin row, in first-seen order.
 
     The newest ok row of each engine counts (rows are read in file order).
-    ``macs`` maps a benchmark to its model's multiply-accumulates.
+    ``macs`` maps a benchmark to its model's multiply-accumulates, ``scratch``
+    to the builtin kernels' static working memory (bytes outside the arena).
     """
     cases: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for r in _ok_rows(rows):
@@ -96,7 +100,7 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int]) -> li
         n_macs = macs.get(bench)
         b_instr = b.get("instructions")
         c_instr = cmsis.get("instructions") if cmsis else None
-        b_ram = peak_ram(b)
+        b_ram = peak_ram(b, (scratch or {}).get(bench, 0))
         t_arena = tflm.get("arena_used_bytes") if tflm else None
         b_flash, t_flash = b.get("flash_bytes"), (tflm.get("flash_bytes") if tflm else None)
         instr_ratio = _ratio(b_instr, c_instr)

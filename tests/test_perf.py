@@ -65,6 +65,13 @@ def test_reference_kernels_stand_in_for_ram_and_flash_but_not_instructions() -> 
     assert line.flash_ratio == 250_000 / 330_000
 
 
+def test_kernel_scratch_counts_in_peak_ram() -> None:
+    (line,) = perf_lines([ROWS[3], ROWS[4]], MACS, {"ic": 1152})
+    assert line.builtin_peak_ram == 49_152 + 1152 + 300
+    assert line.ram_ratio == (49_152 + 1152 + 300) / 54_340
+
+
 def test_peak_ram_needs_both_arena_and_stack() -> None:
     assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": 28}) == 128
+    assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": 28}, 64) == 192
     assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": None}) is None

@@ -54,7 +54,7 @@ def _fc(depth: int, units: int, batches: int, in_zp: int = 9) -> bytes:
     return b.build([x], [y])
 
 
-@pytest.mark.parametrize("depth,units", [(1, 1), (3, 2), (5, 7), (9, 4), (13, 3), (31, 5)])
+@pytest.mark.parametrize("depth,units", [(1, 1), (3, 2), (5, 7), (9, 4), (13, 3), (31, 5), (17, 11)])
 @pytest.mark.parametrize("batches", [1, 2])
 def test_fc_odd_sizes(tmp_path: Path, depth: int, units: int, batches: int) -> None:
     check_synthetic(_fc(depth, units, batches), tmp_path)
@@ -67,6 +67,9 @@ def test_conv_weight_layout() -> None:
     assert got == [0, 1, 2, 3, 5, 6, 7, 8, 4, 0, 0, 0, 9, 0, 0, 0,
                    10, 11, 12, 13, 14, 0, 0, 0]
     assert fc_weights(w.reshape(3, 5)).tolist() == got
+    # Seven rows: a block of four, a pair, a single row.
+    rows = np.arange(1, 8, dtype=np.int8).reshape(7, 1).repeat(8, axis=1)
+    assert fc_weights(rows).reshape(-1, 4)[:, 0].tolist() == [1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 5, 6, 7, 7]
 
 
 def _chain() -> bytes:

@@ -31,9 +31,68 @@ th_status th_fully_connected_s8(const th_fc_params *p, const int8_t *input, cons
  * offset added, laid out per group of four as (x0, x2), (x1, x3), which is
  * what SXTB16 and SXTB16 ROR #8 make of a weight word w0..w3. Rows of
  * weights are zero-padded to dp = depth rounded up to 8 and interleaved by
- * pairs of outputs, per group of 4 (fully_connected.py fc_weights); an odd
- * last output row follows alone.
+ * groups of 4 (fully_connected.py fc_weights): blocks of four rows, then a
+ * pair if two remain, then a last single row.
  */
+
+/* Accumulate rows [o, o + n) (n = 1, 2 or 4, interleaved as one block) into acc. */
+static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, int32_t n,
+                                 int32_t *acc) {
+    const int8_t *w_end = w + n * dp;
+#if TH_SIMD_DSP
+    if (n == 4) {
+        /* 19 instructions per 16 MACs: one LDRD of input, two of weights. */
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        uint32_t xa, xb, w0, w1, w2, w3, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+            "ldrd %[w2], %[w3], [%[w]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "sxtb16 %[w0], %[w0], ror #8\n\t"
+            "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+            "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "sxtb16 %[w1], %[w1], ror #8\n\t"
+            "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+            "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
+            "sxtb16 %[t], %[w2]\n\t"
+            "sxtb16 %[w2], %[w2], ror #8\n\t"
+            "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+            "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
+            "sxtb16 %[t], %[w3]\n\t"
+            "sxtb16 %[w3], %[w3], ror #8\n\t"
+            "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+            "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
+            "cmp %[w], %[w_end]\n\t"
+            "bne 1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x),
+              [w] "+r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),
+              [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t)
+            : [w_end] "r"(w_end)
+            : "cc", "memory");
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        return w;
+    }
+#endif
+    while (w < w_end) {
+        const uint32_t xa = th_read_s16x2(x);
+        const uint32_t xb = th_read_s16x2(x + 2);
+        for (int32_t i = 0; i < n; ++i) {
+            const uint32_t wv = th_read_s8x4(w + 4 * i);
+            acc[i] = th_smlad(th_sxtb16(wv), xa, acc[i]);
+            acc[i] = th_smlad(th_sxtb16_ror8(wv), xb, acc[i]);
+        }
+        x += 4;
+        w += 4 * n;
+    }
+    return w;
+}
+
 th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output,
                                      int16_t *scratch) {
@@ -55,42 +114,19 @@ th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
             scratch[idx] = (int16_t)(d < depth ? in[d] + p->input_offset : 0);
         }
         const int8_t *w = filter;
-        int32_t o = 0;
-        for (; o + 1 < out_depth; o += 2) {
-            int32_t a0 = bias != 0 ? bias[o] : 0;
-            int32_t a1 = bias != 0 ? bias[o + 1] : 0;
-            const int16_t *x = scratch;
-            const int8_t *w_end = w + 2 * dp;
-            while (w < w_end) {
-                const uint32_t xa = th_read_s16x2(x);
-                const uint32_t xb = th_read_s16x2(x + 2);
-                const uint32_t w0 = th_read_s8x4(w);
-                const uint32_t w1 = th_read_s8x4(w + 4);
-                a0 = th_smlad(th_sxtb16(w0), xa, a0);
-                a0 = th_smlad(th_sxtb16_ror8(w0), xb, a0);
-                a1 = th_smlad(th_sxtb16(w1), xa, a1);
-                a1 = th_smlad(th_sxtb16_ror8(w1), xb, a1);
-                x += 4;
-                w += 8;
+        for (int32_t o = 0; o < out_depth;) {
+            const int32_t left = out_depth - o;
+            const int32_t n = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
+            int32_t acc[4];
+            for (int32_t i = 0; i < n; ++i) {
+                acc[i] = bias != 0 ? bias[o + i] : 0;
             }
-            a0 = th_requant(a0, p->mult[o], p->shift[o]) + p->output_offset;
-            a1 = th_requant(a1, p->mult[o + 1], p->shift[o + 1]) + p->output_offset;
-            out[o] = th_clamp_s8(a0, p->act_min, p->act_max);
-            out[o + 1] = th_clamp_s8(a1, p->act_min, p->act_max);
-        }
-        if (o < out_depth) {
-            int32_t a0 = bias != 0 ? bias[o] : 0;
-            const int16_t *x = scratch;
-            const int8_t *w_end = w + dp;
-            while (w < w_end) {
-                const uint32_t w0 = th_read_s8x4(w);
-                a0 = th_smlad(th_sxtb16(w0), th_read_s16x2(x), a0);
-                a0 = th_smlad(th_sxtb16_ror8(w0), th_read_s16x2(x + 2), a0);
-                x += 4;
-                w += 4;
+            w = th_fc_block(w, scratch, dp, n, acc);
+            for (int32_t i = 0; i < n; ++i) {
+                const int32_t v = th_requant(acc[i], p->mult[o + i], p->shift[o + i]) + p->output_offset;
+                out[o + i] = th_clamp_s8(v, p->act_min, p->act_max);
             }
-            a0 = th_requant(a0, p->mult[o], p->shift[o]) + p->output_offset;
-            out[o] = th_clamp_s8(a0, p->act_min, p->act_max);
+            o += n;
         }
     }
     return TH_OK;

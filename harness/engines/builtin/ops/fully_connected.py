@@ -46,7 +46,9 @@ def fully_connected(ctx: LowerContext) -> str:
                 f"{ctx.ptr(filt, const=True)}, {ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
     w = fc_weights(np.asarray(filt.data))
     wname = f"th_w_{filt.index}_op{ctx.op.index}_fc"
-    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
+    # Word-aligned: the DSP kernel reads the weights with LDRD.
+    ctx.decls.append(f"static const int8_t {wname}[{w.size}] __attribute__((aligned(4))) = "
+                     f"{c_array_literal(w)};")
     ctx.decls.append(scratch.scratch_decl(ctx.model))
     return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
@@ -55,17 +57,22 @@ def fully_connected(ctx: LowerContext) -> str:
 def fc_weights(filt: np.ndarray) -> np.ndarray:
     """Re-lay [out_depth, depth] weights for th_fully_connected_s8_simd.
 
-    Rows zero-padded to a multiple of 8 (scratch.fc_depth); then, per pair of
-    rows, per group of 4 weights, row 0's group and row 1's. An odd last row
-    follows alone.
+    Rows zero-padded to a multiple of 8 (scratch.fc_depth); then blocks of four
+    rows (then a pair if two remain, then a last single row), each block
+    interleaved by groups of 4 weights: row 0's group, row 1's, ...
     """
     out_depth, depth = filt.shape
     dp = scratch.fc_depth(depth)
     padded = np.zeros((out_depth, dp), dtype=np.int8)
     padded[:, :depth] = filt
-    pairs = out_depth // 2 * 2
-    inter = padded[:pairs].reshape(out_depth // 2, 2, dp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
-    return np.concatenate([inter, padded[pairs:].reshape(-1)])
+    blocks = []
+    o = 0
+    while o < out_depth:
+        left = out_depth - o
+        n = 4 if left >= 4 else (2 if left >= 2 else 1)
+        blocks.append(padded[o:o + n].reshape(n, dp // 4, 4).transpose(1, 0, 2).reshape(-1))
+        o += n
+    return np.concatenate(blocks)
 
 
 def _fully_connected_s16(ctx: LowerContext) -> str:

@@ -264,7 +264,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = run_variants(benchmark, float_model, variants, target, runner, samples, dataset,
                             args.runs, args.warmup, args.timeout, note)
     write_rows(rows, out)
-    console.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
+    # Fifteen columns: wider than the bench's 160 when piped, so no cell is cut.
+    wide = console if console.is_terminal else Console(width=200)
+    wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
     console.print("[dim]accuracy: on target over the dataset (firmware), host = TFLM's interpreter on the same "
                   "inputs; '=' when every firmware output equals the host's. Deltas against int8. "
                   "instructions: QEMU -icount; est. latency and energy from the target's CPI and power.[/]")
@@ -283,9 +285,9 @@ def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table
     first = rows[0] if rows else None
     table = Table(title=(f"recipes: {first.benchmark} on {first.target} (builtin engine; .tflite wts = the "
                          "model file's constant KiB, LUT-packed for -lut)") if first else "recipes")
-    for c in ("recipe", "accuracy", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
-              ".tflite wts", "RAM KiB", "Δ", "uJ", "Δ", "status"):
-        table.add_column(c, justify="left" if c in ("recipe", "status") else "right")
+    for c in ("recipe", "accuracy", "Δ pts", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
+              ".tflite wts", "RAM KiB", "Δ", "energy uJ", "Δ", "status"):
+        table.add_column(c, justify="left" if c in ("recipe", "status") else "right", no_wrap=True)
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:+.1f}%"
@@ -294,12 +296,11 @@ def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table
         ok = r.status == "ok"
         d = delta(r, base)
         acc = _accuracy_value(r.accuracy, r.accuracy_metric) if ok else "-"
-        if ok and d.accuracy_points is not None and r is not base:
-            acc += f" ({d.accuracy_points:+.2f})"
+        points = f"{d.accuracy_points:+.2f}" if ok and d.accuracy_points is not None and r is not base else "-"
         same = {True: " =", False: " ≠"}.get(r.predictions_match_reference, "") if ok else ""
         fw = file_weights.get(r.recipe)
         table.add_row(
-            r.recipe, acc, _accuracy_value(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
+            r.recipe, acc, points, _accuracy_value(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
             f"{r.instructions:,}" if ok and r.instructions is not None else "-", pct(d.instructions),
             f"{r.latency_ms:.2f}" if ok else "-",
             f"{r.flash_bytes / 1024:.1f}" if r.flash_bytes is not None else "-",

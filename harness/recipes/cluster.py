@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.model import parse_model
 from harness.recipes import Calibration, RecipeError, recipe
-from harness.recipes.quantize import buffer_array, quantize, set_buffer, weight_tensors
+from harness.recipes.quantize import buffer_array, inline_buffers, quantize, set_buffer, weight_tensors
 
 # The channel axis of each op's weights: [O,H,W,I], [1,H,W,C], [O,I].
 CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
@@ -64,6 +64,7 @@ def lut_compress(raw: bytes, per_tensor: bool = False) -> bytes:
     from tflite_micro import compression
     from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
 
+    raw = inline_buffers(raw)
     model = parse_model(raw, "<quantized>")
     builder = compression.SpecBuilder()
     count = 0
@@ -97,7 +98,11 @@ def lut_compress(raw: bytes, per_tensor: bool = False) -> bytes:
         raise RecipeError("LUT compression would shrink no weight tensor: too many distinct values per channel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bytes(compression.compress(raw, builder.build()))
+        try:
+            return bytes(compression.compress(raw, builder.build()))
+        except Exception as e:  # CompressionError and the editor's own failures
+            raise RecipeError(f"tflite-micro LUT compression failed: {type(e).__name__}: {e}") from e
+
 
 
 @recipe("cluster<K>-lut", "weights clustered to K values per channel, int8, LUT-compressed (DECODE)", _check)

@@ -68,6 +68,9 @@ def make_variants(float_model: Path, specs: Sequence[RecipeSpec], calibration: C
         except TinyhilError as e:
             out.append(Variant(spec.name, None, str(e)))
             continue
+        except Exception as e:  # a tool's failure on one recipe must not lose the other rows
+            out.append(Variant(spec.name, None, f"recipe failed: {type(e).__name__}: {e}"))
+            continue
         out.append(Variant(spec.name, path, "", file_weights_bytes(path)))
     return out
 

@@ -33,6 +33,19 @@ def write(model: Any) -> bytes:
     return bytes(b.Output())
 
 
+def inline_buffers(raw: bytes) -> bytes:
+    """Buffers stored after the flatbuffer (``offset``/``size``, as ai-edge-quantizer writes
+    models over a few hundred KB) moved inside it: tflite-micro's compressor reads only
+    inline data."""
+    m = read(raw)
+    moved = False
+    for buf in m.buffers or []:
+        if buf is not None and int(getattr(buf, "offset", 0) or 0) > 1:
+            buf.data = np.frombuffer(raw[buf.offset:buf.offset + buf.size], np.uint8)
+            buf.offset, buf.size = 0, 0
+            moved = True
+    return write(m) if moved else raw
+
 def buffer_array(model: Any, t: Any) -> np.ndarray | None:
     """A constant tensor's values (float32 or int8 etc.), or None."""
     buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
@@ -142,4 +155,4 @@ def quantize(raw: bytes, calibration: Calibration | None, activation_bits: int =
         out = bytes(q.quantize(result, enable_progress_report=False).quantized_model)
     from harness.recipes.check import check_and_fix
 
-    return check_and_fix(out, activation_bits)
+    return check_and_fix(inline_buffers(out), activation_bits)

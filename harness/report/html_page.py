@@ -192,8 +192,9 @@ def _recipes(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
             pts.append(svg.Point(lat, acc, colors[cells.series(r)], str(r["recipe"]),
                                  f"{r['recipe']}: {cells.accuracy_text(r)}, {lat:,.2f} ms, "
                                  f"flash {flash / 1024:,.1f} KiB", r=3 + 9 * math.sqrt(flash / flash_max)))
-        front = [pts[i] for i in pareto_front([(p.x, p.y) for p in pts])]
         metric = str(group[0].get("accuracy_metric") or "accuracy")
+        sign = -1.0 if metric == "anomaly_score_mean" else 1.0  # a reconstruction error: lower is better
+        front = [pts[i] for i in pareto_front([(p.x, sign * p.y) for p in pts])]
         panels.append(svg.scatter(f"{bench} on {target}: {metric} vs latency", pts, "latency ms", metric,
                                   y_fmt=functools.partial(_accuracy_tick, metric=metric), front=front))
     return _section("Compression recipes (Pareto)", esc(

@@ -18,6 +18,15 @@
 #define TH_DW_DSP 0
 #endif
 
+/* The hot loops: out of line, and on GCC without pre-allocation scheduling
+ * (which hoists all nine taps' loads and SXTB16s and then spills). clang has
+ * no such option and needs none. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TH_DW_LOOP __attribute__((noinline, optimize("no-schedule-insns")))
+#else
+#define TH_DW_LOOP __attribute__((noinline))
+#endif
+
 static inline uint32_t th_dw_ld(const int8_t *p) {
     uint32_t v;
     memcpy(&v, p, sizeof v);
@@ -172,7 +181,7 @@ __attribute__((always_inline)) static inline void th_dw_pixel_3x3(const th_dw_pa
  * registers to itself. One copy per fast requantization mode; the exact mode
  * (rare: left shifts or huge accumulators) takes the generic pixel path. */
 #define TH_DW_RUN_3X3(NAME, MODE)                                                             \
-    __attribute__((noinline, optimize("no-schedule-insns"))) static void NAME(                \
+    TH_DW_LOOP static void NAME(                                                              \
         const th_dw_params *p, const int8_t *x, int32_t xs, int32_t n, int32_t rs,            \
         const int8_t *w, int8_t *out) {                                                       \
         for (int32_t i = 0; i < n; ++i) {                                                     \
@@ -217,7 +226,7 @@ __attribute__((always_inline)) static inline void th_dw_pixel_3x3_tab(
     }
 }
 
-__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_border_3x3(
+TH_DW_LOOP static void th_dw_border_3x3(
     const th_dw_params *p, const int8_t *in_b, int32_t base, const int32_t *toff, uint32_t valid,
     const int8_t *zbuf, const int8_t *w, int8_t *out, int mode) {
     const int8_t *tp[9];
@@ -236,7 +245,7 @@ __attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_borde
 
 /* Any output pixel: tap t reads input byte offset base + toff[t] when bit t
  * of valid is set, else the input zero point (zp4: it in all four bytes). */
-__attribute__((noinline, optimize("no-schedule-insns"))) static void th_dw_pixel(const th_dw_params *p, const int8_t *in_b,
+TH_DW_LOOP static void th_dw_pixel(const th_dw_params *p, const int8_t *in_b,
                                                   int32_t base, const int32_t *toff,
                                                   uint32_t valid, uint32_t zp4,
                                                   const int8_t *w, int8_t *out) {

@@ -268,7 +268,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     wide = console if console.is_terminal else Console(width=200)
     wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
     console.print("[dim]accuracy: on target over the dataset (firmware), host = TFLM's interpreter on the same "
-                  "inputs; '=' when every firmware output equals the host's. Deltas against int8. "
+                  "inputs; '=' when every firmware output equals the host's. Deltas against int8 (accuracy: "
+                  "points for top1; anomaly_score_mean is the mean reconstruction error, lower is better). "
                   "instructions: QEMU -icount; est. latency and energy from the target's CPI and power.[/]")
     console.print(f"rows written to {out}")
     for r in rows:
@@ -285,7 +286,8 @@ def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table
     first = rows[0] if rows else None
     table = Table(title=(f"recipes: {first.benchmark} on {first.target} (builtin engine; .tflite wts = the "
                          "model file's constant KiB, LUT-packed for -lut)") if first else "recipes")
-    for c in ("recipe", "accuracy", "Δ pts", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
+    metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "") or "accuracy"
+    for c in ("recipe", metric, "Δ", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
               ".tflite wts", "RAM KiB", "Δ", "energy uJ", "Δ", "status"):
         table.add_column(c, justify="left" if c in ("recipe", "status") else "right", no_wrap=True)
 

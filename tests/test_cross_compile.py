@@ -71,13 +71,16 @@ def test_weights_are_const_in_flash(tmp_path: Path) -> None:
     y = b.tensor("y", [1, 4], scale=0.2)
     b.op("FULLY_CONNECTED", [x, w, -1], [y], fused_activation_function="NONE")
     gen = generate(parse_model(b.build([x], [y]), "fc.tflite"))
-    obj = _compile(gen.write(tmp_path)[-1], tmp_path, tmp_path)  # th_weights.c
+    # The int8 FC kernel takes its weights re-laid out at build time; they are
+    # declared next to the op's parameters in th_model.c, named th_w_<tensor>_*.
+    (model_c,) = [p for p in gen.write(tmp_path) if p.name == "th_model.c"]
+    obj = _compile(model_c, tmp_path, tmp_path)
     from elftools.elf.elffile import ELFFile
 
     with obj.open("rb") as f:
         elf = ELFFile(f)
         symtab = elf.get_section_by_name(".symtab")
-        (sym,) = [s for s in symtab.iter_symbols() if s.name == f"th_w_{w}"]
+        (sym,) = [s for s in symtab.iter_symbols() if s.name.startswith(f"th_w_{w}_")]
         section = elf.get_section(sym["st_shndx"])
         assert section.name.startswith(".rodata"), section.name
         assert sym["st_size"] == 64

@@ -9,13 +9,14 @@ emulation; under QEMU (cortex-m4, cortex-m7) the real DSP instructions.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness.datasets import random_samples
-from harness.engines.builtin import generate
+from harness.engines.builtin import generate, requant
 from harness.engines.builtin.ops.conv import conv_weights
 from harness.engines.builtin.ops.fully_connected import fc_weights
 from harness.model import Model, load_model
@@ -72,8 +73,14 @@ def test_conv_weight_layout() -> None:
     assert fc_weights(rows).reshape(-1, 4)[:, 0].tolist() == [1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 5, 6, 7, 7]
 
 
-def _chain() -> bytes:
-    """CONV_2D (3 -> 7 channels, 35 pixels) feeding FULLY_CONNECTED (245 -> 13)."""
+def _chain(conv_act: str = "NONE", huge_bias: bool = False) -> bytes:
+    """CONV_2D (3 -> 7 channels, 35 pixels) feeding FULLY_CONNECTED (245 -> 13).
+
+    ``conv_act`` RELU makes the conv's requantization clamp (not SSAT);
+    ``huge_bias`` gives one FC output a bias of 2^30 (that output saturates), so
+    no bound proves the fast requantization and the FC takes th_requant's
+    general path.
+    """
     rng = np.random.default_rng(5)
     b = ModelBuilder()
     x = b.tensor("x", (1, 7, 5, 3), scale=0.02, zero_point=7)
@@ -82,29 +89,61 @@ def _chain() -> bytes:
     cb = b.const("cb", rng.integers(-2000, 2000, 7), dtype="int32", scales=[0.02 * s for s in cw_scales])
     h = b.tensor("h", (1, 7, 5, 7), scale=0.05, zero_point=-4)
     b.op("CONV_2D", [x, cw, cb], [h], padding="SAME", stride_h=1, stride_w=1,
-         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="NONE")
+         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function=conv_act)
     fw_scales = list(rng.uniform(0.002, 0.006, 13))
     fw = b.const("fw", rng.integers(-127, 128, (13, 245)), scales=fw_scales, axis=0)
-    fb = b.const("fb", rng.integers(-2000, 2000, 13), dtype="int32", scales=[0.05 * s for s in fw_scales])
+    fb_values = rng.integers(-2000, 2000, 13)
+    if huge_bias:
+        fb_values[0] = 2**30
+    fb = b.const("fb", fb_values, dtype="int32", scales=[0.05 * s for s in fw_scales])
     y = b.tensor("y", (1, 13), scale=0.05 * 0.004 * 73 * 60 * math.sqrt(245) / 40, zero_point=2)
     b.op("FULLY_CONNECTED", [h, fw, fb], [y], fused_activation_function="NONE")
     return b.build([x], [y])
 
 
-def test_chain_on_host(tmp_path: Path) -> None:
-    check_synthetic(_chain(), tmp_path)
+CHAINS = [("NONE", False), ("RELU", True)]
+
+
+def _modes(raw: bytes, tmp_path: Path) -> list[int]:
+    path = tmp_path / "modes.tflite"
+    path.write_bytes(raw)
+    gen = generate(load_model(path))
+    return [int(m) for m in re.findall(r"\.requant_mode = (\d+)", gen.sources["th_model.c"])]
+
+
+def test_chain_requant_modes(tmp_path: Path) -> None:
+    """The two chains between them take all three requantization paths."""
+    assert _modes(_chain(*CHAINS[0]), tmp_path) == [requant.FAST_SAT8, requant.FAST_SAT8]
+    assert _modes(_chain(*CHAINS[1]), tmp_path) == [requant.FAST, requant.EXACT]
+
+
+@pytest.mark.parametrize("conv_act,huge_bias", CHAINS)
+def test_chain_on_host(tmp_path: Path, conv_act: str, huge_bias: bool) -> None:
+    check_synthetic(_chain(conv_act, huge_bias), tmp_path)
+
+
+def test_requant_mode_bounds() -> None:
+    rows = np.full((2, 4), 127)
+    assert requant.mode(rows, None, 0, [-1, -31], -128, 127) == requant.FAST_SAT8
+    assert requant.mode(rows, None, 0, [-1, -5], 0, 127) == requant.FAST
+    assert requant.mode(rows, None, 0, [0, -5], -128, 127) == requant.EXACT
+    assert requant.mode(rows, np.array([2**30, 0]), 0, [-1, -5], -128, 127) == requant.EXACT
+    # |acc| reaches 4 * 127 * 255 with input offset 127 (x = 128 + 127).
+    assert requant.mode(np.full((1, 34000), 127), None, 127, [-3], -128, 127) == requant.EXACT
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("conv_act,huge_bias", CHAINS)
 @pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7"])
-def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str) -> None:
-    """The DSP instructions themselves (SXTB16, SXTAB16, SMLAD) against TFLM, byte for byte."""
+def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str,
+                                    conv_act: str, huge_bias: bool) -> None:
+    """The DSP instructions themselves (SXTB16, SXTAB16, SMLAD, SMMULR, SSAT) against TFLM."""
     from harness.build import build_firmware
     from harness.targets import find_target
     from tests import test_firmware as fw
 
     path = tmp_path / "gemm_chain.tflite"
-    path.write_bytes(_chain())
+    path.write_bytes(_chain(conv_act, huge_bias))
     model: Model = load_model(path)
     target = find_target(target_name)
     image = build_firmware(generate(model), target, cache_dir=tmp_path / "fw")

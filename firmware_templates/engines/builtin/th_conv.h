@@ -22,6 +22,7 @@ typedef struct {
     int32_t act_min, act_max;
     const int32_t *mult;        /* one per output channel (per-tensor: repeated) */
     const int32_t *shift;
+    int32_t requant_mode;       /* th_conv2d_s8 only: TH_RQ_* (th_requant.h), 0 = exact */
 } th_conv_params;
 
 /* Taps k in [*lo, *hi) of a kernel of `taps` taps keep origin + k * dil inside [0, size). */

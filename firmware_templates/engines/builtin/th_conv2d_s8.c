@@ -89,10 +89,10 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
     }
 }
 
-static inline int8_t th_conv_requant(const th_conv_params *p, int32_t acc, int32_t oc) {
-    acc = th_requant(acc, p->mult[oc], p->shift[oc]) + p->output_offset;
-    return th_clamp_s8(acc, p->act_min, p->act_max);
-}
+/* Locals: an int8 store may alias anything, so fields read through p would be
+ * reloaded after every output. */
+#define TH_CONV_OUT(acc, oc) \
+    th_requant_out(mode, (acc), mult[oc], shift[oc], out_off, act_min, act_max)
 
 /* One group of four patch elements of both pixels against one weight word. */
 #define TH_CONV_MAC(w, acc0, acc1)            \
@@ -112,6 +112,12 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     const int32_t pairs = out_c >> 1;
     int16_t *col = scratch;
+    const int32_t mode = p->requant_mode;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
 
     if (p->depth_multiplier != 1) {
         return TH_ERROR;
@@ -200,11 +206,11 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
                 w += 16;
             }
 #endif
-            out0[oc] = th_conv_requant(p, a00, oc);
-            out0[oc + 1] = th_conv_requant(p, a10, oc + 1);
+            out0[oc] = TH_CONV_OUT(a00, oc);
+            out0[oc + 1] = TH_CONV_OUT(a10, oc + 1);
             if (two) {
-                out1[oc] = th_conv_requant(p, a01, oc);
-                out1[oc + 1] = th_conv_requant(p, a11, oc + 1);
+                out1[oc] = TH_CONV_OUT(a01, oc);
+                out1[oc + 1] = TH_CONV_OUT(a11, oc + 1);
             }
         }
         if (out_c & 1) {
@@ -223,9 +229,9 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
                 x += 8;
                 w += 4;
             }
-            out0[oc] = th_conv_requant(p, a00, oc);
+            out0[oc] = TH_CONV_OUT(a00, oc);
             if (two) {
-                out1[oc] = th_conv_requant(p, a01, oc);
+                out1[oc] = TH_CONV_OUT(a01, oc);
             }
         }
     }

@@ -15,6 +15,7 @@ typedef struct {
     int32_t act_max;
     const int32_t *mult;   /* one per output channel (per-tensor: repeated) */
     const int32_t *shift;
+    int32_t requant_mode;  /* th_fully_connected_s8_simd only: TH_RQ_* (th_requant.h) */
 } th_fc_params;
 
 /* bias may be NULL. */

@@ -123,8 +123,8 @@ th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
             }
             w = th_fc_block(w, scratch, dp, n, acc);
             for (int32_t i = 0; i < n; ++i) {
-                const int32_t v = th_requant(acc[i], p->mult[o + i], p->shift[o + i]) + p->output_offset;
-                out[o + i] = th_clamp_s8(v, p->act_min, p->act_max);
+                out[o + i] = th_requant_out(p->requant_mode, acc[i], p->mult[o + i], p->shift[o + i],
+                                            p->output_offset, p->act_min, p->act_max);
             }
             o += n;
         }

@@ -23,4 +23,55 @@ static inline int32_t th_requant(int32_t acc, int32_t mult, int32_t shift) {
     return (x >> right) + ((x & mask) > threshold ? 1 : 0);
 }
 
+/* SMMULR: (a * b + 2^31) >> 32. */
+static inline int32_t th_smmulr(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/*
+ * th_requant plus the output offset, when the generator proved |acc| < 2^30
+ * and shift in [-31, -1] (requant.py): (acc * m + 2^30) >> 31 is then
+ * SMMULR(2 acc, m), and rounding x half away from zero by e = -shift is
+ * ((y >> (e - 1)) + 1) >> 1 with y = x - (x < 0); e - 1 = ~shift, and
+ * k = 1 + 2 * output_offset carries the offset through the last shift.
+ */
+static inline int32_t th_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
+    const int32_t x = th_smmulr(acc * 2, mult);
+    return (((x + (x >> 31)) >> ~shift) + k) >> 1;
+}
+
+/* Saturate to int8 (SSAT #8 on DSP cores). */
+static inline int8_t th_ssat8(int32_t v) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return (int8_t)r;
+#else
+    return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+#endif
+}
+
+/* Requantization modes (requant.py). */
+#define TH_RQ_EXACT 0
+#define TH_RQ_FAST 1
+#define TH_RQ_FAST_SAT8 2
+
+/* Requantize, offset and clamp one accumulator; mode is loop-invariant. */
+static inline int8_t th_requant_out(int32_t mode, int32_t acc, int32_t mult, int32_t shift,
+                                    int32_t out_off, int32_t act_min, int32_t act_max) {
+    if (mode == TH_RQ_FAST_SAT8) {
+        return th_ssat8(th_requant_fast(acc, mult, shift, 1 + 2 * out_off));
+    }
+    if (mode == TH_RQ_FAST) {
+        return th_clamp_s8(th_requant_fast(acc, mult, shift, 1 + 2 * out_off), act_min, act_max);
+    }
+    return th_clamp_s8(th_requant(acc, mult, shift) + out_off, act_min, act_max);
+}
+
 #endif /* TH_REQUANT_H */

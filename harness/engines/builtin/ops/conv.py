@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.engines.builtin import int16x8, quant, scratch
+from harness.engines.builtin import int16x8, quant, requant, scratch
 from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
 from harness.model import Tensor
 
@@ -146,7 +146,12 @@ def conv_2d(ctx: LowerContext) -> str:
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": 1, **q}
     assert filt.data is not None
-    w = conv_weights(np.asarray(filt.data))
+    fdata = np.asarray(filt.data)
+    fields["requant_mode"] = requant.mode(
+        fdata.reshape(out_c, -1), None if bias is None else np.asarray(bias.data),
+        int(q["input_offset"]), quant.per_channel_multipliers(inp, filt, out, out_c)[1],
+        int(q["act_min"]), int(q["act_max"]))
+    w = conv_weights(fdata)
     wname = f"th_w_{filt.index}_op{ctx.op.index}_conv"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
     ctx.decls.append(f"static const int8_t {wname}[{w.size}] __attribute__((aligned(4))) = "

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.engines.builtin import int16x8, quant, scratch
+from harness.engines.builtin import int16x8, quant, requant, scratch
 from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
 
 
@@ -28,20 +28,28 @@ def fully_connected(ctx: LowerContext) -> str:
         m, s = quant.per_tensor_fc_multiplier(inp, filt, out)
         mults, shifts = [m] * out_depth, [s] * out_depth
     act_min, act_max = quant.activation_range(opts.get("fused_activation_function", "NONE"), out)
+    input_offset = -quant.require_quant(inp).zero_point
+    simd = fq.zero_point == 0 and filt.data is not None
+    mode = requant.EXACT
+    if simd:
+        assert filt.data is not None
+        mode = requant.mode(np.asarray(filt.data), None if bias is None else np.asarray(bias.data),
+                            input_offset, shifts, act_min, act_max)
     ctx.include("th_fully_connected.h")
     p = ctx.params("th_fc_params", {
         "batches": inp.num_elements // depth,
         "accum_depth": depth,
         "out_depth": out_depth,
-        "input_offset": -quant.require_quant(inp).zero_point,
+        "input_offset": input_offset,
         "filter_offset": -fq.zero_point,
         "output_offset": quant.require_quant(out).zero_point,
         "act_min": act_min,
         "act_max": act_max,
         "mult": ctx.array("mult", "int32_t", mults),
         "shift": ctx.array("shift", "int32_t", shifts),
+        "requant_mode": mode,
     })
-    if fq.zero_point != 0 or filt.data is None:
+    if not simd:
         return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, "
                 f"{ctx.ptr(filt, const=True)}, {ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
     w = fc_weights(np.asarray(filt.data))

@@ -233,7 +233,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.recipes import RecipeError, parse_recipes, require_quantizer
     from harness.recipes.calibration import benchmark_of, calibration_for, float_samples, reference_model
     from harness.recipes.compare import make_variants, run_variants
-    from harness.results import write_rows
+    from harness.results import default_results_path, write_rows
     from harness.targets import find_target
 
     float_model = Path(args.model)
@@ -255,7 +255,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if reference is None or not reference.is_file():
             raise UserInputError(f"--reference-model: no MLPerf reference int8 model for {benchmark} found")
     runner = prepare_runner(args.runner, None, [target])
-    out = _results_out(args.out)
+    # compare-<time>.jsonl: `tinyhil report` reads it, `baseline update` (bench-*) does not pick it.
+    out = _results_out(args.out) if args.out else default_results_path().with_name(
+        default_results_path().name.replace("bench-", "compare-", 1))
     with err_console.status("compare") as status:
         def note(msg: str) -> None:
             status.update(f"compare {benchmark} on {target.name}: {msg}")
@@ -657,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs", type=int, default=1, help="timed inferences per recipe (default 1)")
     compare.add_argument("--warmup", type=int, default=0)
     compare.add_argument("--timeout", type=float, default=600.0, help="seconds per firmware run")
-    compare.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
+    compare.add_argument("--out", help="JSON lines file for the rows (default results/compare-<time>.jsonl)")
     compare.set_defaults(func=cmd_compare)
 
     perf = sub.add_parser("perf", help="builtin vs TFLM (+ CMSIS-NN) against the engine's goals")

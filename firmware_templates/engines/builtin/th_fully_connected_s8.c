@@ -41,11 +41,31 @@ static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, 
     const int8_t *w_end = w + n * dp;
 #if TH_SIMD_DSP
     if (n == 4) {
-        /* 19 instructions per 16 MACs: one LDRD of input, two of weights. */
+        /* 19 instructions per 16 MACs (one LDRD of input, two of weights),
+         * two groups per iteration (dp is a multiple of 8). */
         int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
         uint32_t xa, xb, w0, w1, w2, w3, t;
         __asm__ volatile(
             "1:\n\t"
+            "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+            "ldrd %[w2], %[w3], [%[w]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "sxtb16 %[w0], %[w0], ror #8\n\t"
+            "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+            "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "sxtb16 %[w1], %[w1], ror #8\n\t"
+            "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+            "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
+            "sxtb16 %[t], %[w2]\n\t"
+            "sxtb16 %[w2], %[w2], ror #8\n\t"
+            "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+            "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
+            "sxtb16 %[t], %[w3]\n\t"
+            "sxtb16 %[w3], %[w3], ror #8\n\t"
+            "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+            "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
             "ldrd %[xa], %[xb], [%[x]], #8\n\t"
             "ldrd %[w0], %[w1], [%[w]], #8\n\t"
             "ldrd %[w2], %[w3], [%[w]], #8\n\t"
@@ -93,6 +113,8 @@ static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, 
     return w;
 }
 
+#define TH_FC_OUT(acc, o) th_requant_out(mode, (acc), mult[o], shift[o], out_off, act_min, act_max)
+
 th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output,
                                      int16_t *scratch) {
@@ -100,6 +122,14 @@ th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
     const int32_t dp = (depth + 7) & ~7;
     const int32_t out_depth = p->out_depth;
     const uint32_t off2 = th_dup16(p->input_offset);
+    /* Locals: an int8 store may alias anything, so fields read through p
+     * would be reloaded after every output. */
+    const int32_t mode = p->requant_mode;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in = input + b * depth;
         int8_t *out = output + b * out_depth;
@@ -123,8 +153,7 @@ th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
             }
             w = th_fc_block(w, scratch, dp, n, acc);
             for (int32_t i = 0; i < n; ++i) {
-                out[o + i] = th_requant_out(p->requant_mode, acc[i], p->mult[o + i], p->shift[o + i],
-                                            p->output_offset, p->act_min, p->act_max);
+                out[o + i] = TH_FC_OUT(acc[i], o + i);
             }
             o += n;
         }

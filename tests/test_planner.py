@@ -148,3 +148,46 @@ def test_ic_arena_with_band_fusion_is_within_the_ram_goal(shared_models: Path) -
     unfused = plan_arena(model, frozenset({"RESHAPE"}), {"ADD": (0, 1)})
     assert unfused.arena_bytes == 3 * 16384
     assert generate(model).arena_bytes + 1024 <= 0.8 * 54_340
+
+
+@pytest.mark.parametrize("producer,stride", [("DEPTHWISE_CONV_2D", 1), ("CONV_2D", 2)])
+def test_band_fusion_with_depthwise_and_strided_producers(tmp_path: Path, producer: str, stride: int) -> None:
+    """y = ADD(s, conv(x)) with x dying at the conv: the conv runs in bands (odd band sizes,
+    padding at the top and bottom bands), its output never exists whole, outputs equal TFLM."""
+    from harness.engines.builtin.codegen import band_fusions, generate
+    from tests.conftest import check_synthetic
+
+    rng = np.random.default_rng(7)
+    b = ModelBuilder()
+    h = 19 * stride
+    x0 = b.tensor("x0", [1, h, 5, 1], scale=0.05, zero_point=1)  # one channel: the peak is at the producer
+    s = b.tensor("s", [1, 19, 5, 8], scale=0.07, zero_point=-4)
+    x = b.tensor("x", [1, h, 5, 8], scale=0.06, zero_point=2)
+    c = b.tensor("c", [1, 19, 5, 8], scale=0.08, zero_point=-2)
+    y = b.tensor("y", [1, 19, 5, 8], scale=0.1, zero_point=3)
+    # s = a strided 1x1 view of x0 (keeps s alive across the conv), x = a 3x3 conv of x0.
+    w1 = b.const("w1", rng.integers(-127, 128, (8, 1, 1, 1)), scales=0.01, axis=0)
+    b.op("CONV_2D", [x0, w1, -1], [s], padding="SAME", stride_h=stride, stride_w=1,
+         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="NONE")
+    w2 = b.const("w2", rng.integers(-127, 128, (8, 3, 3, 1)), scales=0.01, axis=0)
+    b.op("CONV_2D", [x0, w2, -1], [x], padding="SAME", stride_h=1, stride_w=1,
+         dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="RELU")
+    bias = b.const("b", rng.integers(-300, 300, 8), dtype="int32", scales=0.0002)
+    if producer == "DEPTHWISE_CONV_2D":
+        w = b.const("w", rng.integers(-127, 128, (1, 3, 3, 8)), scales=0.01, axis=3)
+        b.op(producer, [x, w, bias], [c], padding="SAME", stride_h=stride, stride_w=1,
+             dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="RELU",
+             depth_multiplier=1)
+    else:
+        w = b.const("w", rng.integers(-127, 128, (8, 3, 3, 8)), scales=0.003, axis=0)
+        b.op(producer, [x, w, bias], [c], padding="SAME", stride_h=stride, stride_w=1,
+             dilation_h_factor=1, dilation_w_factor=1, fused_activation_function="RELU")
+    b.op("ADD", [s, c], [y], fused_activation_function="NONE")
+    raw = b.build([x0], [y])
+    model = parse_model(raw, str(tmp_path / "band.tflite"))
+    (band,) = band_fusions(model)
+    assert (band.producer, band.rows) == (2, 2)  # 19 rows: bands of 2, the last of 1
+    gen = generate(model)
+    assert gen.arena_bytes < plan_arena(model, frozenset({"RESHAPE"}), {"ADD": (0, 1)}).arena_bytes
+    assert "output rows at a time" in gen.sources["th_model.c"]
+    check_synthetic(raw, tmp_path, name=f"band_{producer}_{stride}")

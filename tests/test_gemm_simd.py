@@ -32,6 +32,13 @@ def test_conv_odd_channels(tmp_path: Path, in_c: int, out_c: int, kernel: tuple[
     check_synthetic(conv_model("CONV_2D", in_shape=(1, 7, 5, in_c), kernel=kernel, out_c=out_c), tmp_path)
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
+def test_pointwise_whole_words(tmp_path: Path, stride: tuple[int, int]) -> None:
+    """1x1 with in_c a multiple of 4: the word-at-a-time column fill, across batches."""
+    check_synthetic(conv_model("CONV_2D", in_shape=(2, 5, 7, 8), kernel=(1, 1), out_c=5,
+                               stride=stride), tmp_path)
+
+
 def test_conv_batches_and_odd_pixel_count(tmp_path: Path) -> None:
     """Pixels are paired across the batch boundary; 3 x 5 x 3 = 45 pixels leaves one alone."""
     check_synthetic(conv_model("CONV_2D", in_shape=(3, 5, 3, 6), out_c=5, stride=(1, 1)), tmp_path)

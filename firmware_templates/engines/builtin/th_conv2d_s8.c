@@ -25,7 +25,7 @@ static inline int32_t th_col_index(int32_t p, int32_t pix) {
 }
 
 /* Column entries [p, p + n) of slot pix from n input bytes at src, offset added. */
-static void th_col_put(int16_t *col, int32_t pix, int32_t p, const int8_t *src, int32_t n,
+static inline void th_col_put(int16_t *col, int32_t pix, int32_t p, const int8_t *src, int32_t n,
                        int32_t in_off) {
     while (n > 0 && (p & 3) != 0) {
         col[th_col_index(p, pix)] = (int16_t)(*src++ + in_off);
@@ -61,14 +61,31 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
     const int32_t ox = n - b * plane - oy * p->out_w;
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    if (p->k_h == 1 && p->k_w == 1 && (in_c & 3) == 0 && iy0 >= 0 && ix0 >= 0 && iy0 < p->in_h &&
+        ix0 < p->in_w) {
+        /* Pointwise, inside the image: one contiguous run of whole words. */
+        const int8_t *x = input + ((b * p->in_h + iy0) * p->in_w + ix0) * in_c;
+        const uint32_t off2 = th_dup16(p->input_offset);
+        int16_t *dst = col + (pix << 2);
+        for (int32_t i = 0; i < in_c; i += 4) {
+            const uint32_t v = th_read_s8x4(x + i);
+            th_write_s16x2(dst, th_sxtab16(off2, v));
+            th_write_s16x2(dst + 2, th_sxtab16_ror8(off2, v));
+            dst += 8;
+        }
+        return;
+    }
     int32_t ky_lo, ky_hi, kx_lo, kx_hi;
     th_conv_window(iy0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
     th_conv_window(ix0, p->dil_w, p->in_w, p->k_w, &kx_lo, &kx_hi);
     if (ky_lo != 0 || ky_hi != p->k_h || kx_lo != 0 || kx_hi != p->k_w) {
-        /* Padding taps contribute 0 (TFLM skips them). */
-        const int32_t k = p->k_h * f_row;
-        for (int32_t i = 0; i < k; ++i) {
-            col[th_col_index(i, pix)] = 0;
+        /* Padding taps contribute 0 (TFLM skips them): zero the slot's words. */
+        const int32_t groups = (p->k_h * f_row + 3) >> 2;
+        int16_t *z = col + (pix << 2);
+        for (int32_t g = 0; g < groups; ++g) {
+            th_write_s16x2(z, 0);
+            th_write_s16x2(z + 2, 0);
+            z += 8;
         }
         if (kx_hi <= kx_lo) {
             return;

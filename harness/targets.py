@@ -49,6 +49,9 @@ CORES = {
     "cortex-m4": _cortex_m("cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), True),
     "cortex-m7": _cortex_m("cortex-m7", ("-mfloat-abi=hard", "-mfpu=fpv5-d16"), True),
     "cortex-m33": _cortex_m("cortex-m33", ("-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"), True),
+    # -mcpu=cortex-m55 alone means +mve.fp and the FPv5 double-precision FPU
+    # (__ARM_FEATURE_MVE 3, __ARM_FEATURE_DSP 1); Debian's newlib links it from
+    # its v8-m.main+dp/hard multilib (the v8.1-m.main+mve one needs -march).
     "cortex-m55": _cortex_m("cortex-m55", ("-mfloat-abi=hard",), True),
     # ESP32-C3's core. RV32IMC with Zicsr, spelled for ISA spec 2.2 (where I
     # includes Zicsr) because Debian's multilib list maps only "rv32imc" to its

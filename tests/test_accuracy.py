@@ -293,6 +293,22 @@ def test_kws_slice_accuracy_on_cortex_m4(shared_models: Path, shared_datasets: P
 
 
 @pytest.mark.qemu
+def test_streamed_batch_on_cortex_m55(shared_models: Path, shared_datasets: Path,
+                                      arm_tools: tuple[str, str]) -> None:
+    """mps3-an547: th-batch streams inputs through UART0's receive interrupt (33)
+    while the previous input is inferred; outputs equal the host interpreter's."""
+    target = find_target("cortex-m55")
+    assert ("TH_UART_RX_IRQ", hex(33)) in target.board_defines
+    model = load_model(shared_models / "kws_ref_model.tflite")
+    image = build_firmware(generate(model), target)
+    samples = load_dataset(shared_datasets / "kws01", model, limit=10)
+    batch = tuple(input_bytes(model, s) for s in samples)
+    record = QemuRunner(arm_tools[1]).run(image.elf, target, RunJob(batch[0], batch=batch), 120)
+    assert record.ok, record.error
+    assert list(record.batch_outputs) == reference_outputs(model, samples)
+
+
+@pytest.mark.qemu
 def test_bench_accuracy_rows(capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_models: Path,
                              shared_datasets: Path, arm_tools: tuple[str, str]) -> None:
     """`tinyhil bench --accuracy`: KWS (a slice) and AD (a few windows) rows carry both

@@ -198,7 +198,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_targets_command_lists_runners_here(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(capsys, "targets")
     assert code == 0
-    for name in ("esp32c3", "esp32s3", "stm32f746", "nucleo-l4r5zi"):
+    for name in ("esp32c3", "esp32s3", "stm32f746", "nucleo-l4r5zi", "cortex-m55"):
         assert name in out
     assert "board: needs --port" in out and "Renode has no" in out
     flat = " ".join(out.replace("│", " ").split())

@@ -321,7 +321,7 @@ def run_qemu() -> Iterator[StartQemu]:
         d.close()
 
 
-QEMU_TARGETS = ["cortex-m4", "stm32f405", "cortex-m7", "stm32f746", "cortex-m33"]
+QEMU_TARGETS = ["cortex-m4", "stm32f405", "cortex-m7", "stm32f746", "cortex-m33", "cortex-m55"]
 
 
 @pytest.mark.qemu
@@ -378,7 +378,7 @@ def test_kws_on_qemu_matches_tflm(target_name: str, kws: GeneratedModel, fw_cach
 @pytest.mark.qemu
 @needs_qemu
 @needs_arm_gcc
-@pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7", "stm32f405", "cortex-m33"])
+@pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7", "stm32f405", "cortex-m33", "cortex-m55"])
 def test_timer_calibration(target_name: str, kws: GeneratedModel, fw_cache: Path, run_qemu: StartQemu) -> None:
     """A 2e7-instruction loop reads ticks x instructions_per_tick within 0.1%."""
     target = find_target(target_name)

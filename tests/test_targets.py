@@ -21,6 +21,15 @@ def test_shipped_targets_load() -> None:
     assert "DS10916" in f746.power.source and f746.cost.source
 
 
+def test_cortex_m55_on_mps3_an547() -> None:
+    m55 = find_target("cortex-m55")
+    assert "-mcpu=cortex-m55" in m55.core_flags and "-mfloat-abi=hard" in m55.core_flags
+    assert m55.has_cycle_counter and m55.board_family == "mps3"
+    assert m55.qemu is not None and (m55.qemu.machine, m55.qemu.instructions_per_tick) == ("mps3-an547", 32)
+    assert (m55.flash.origin, m55.ram.origin) == (0x10000000, 0x30000000)  # ITCM, DTCM (secure aliases)
+    assert dict(m55.board_defines)["TH_TIMER_HZ"] == hex(31_250_000)
+
+
 def _write(tmp_path: Path, text: str, name: str = "stm32f746") -> Path:
     p = tmp_path / f"{name}.toml"
     p.write_text(text)

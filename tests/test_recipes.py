@@ -260,3 +260,37 @@ def test_compare_without_a_dataset_refuses(tmp_path: Path, capsys: pytest.Captur
         main(["compare", "--model", str(model), "--recipes", "int8"])
     assert e.value.code == 2
     assert "no calibration data" in capsys.readouterr().err
+
+
+def test_buffers_stored_after_the_flatbuffer_are_moved_inside() -> None:
+    """ai-edge-quantizer writes big models' buffers after the flatbuffer (offset/size);
+    the checks and tflite-micro's compressor read inline data only."""
+    from harness.recipes.quantize import inline_buffers, read, write
+
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 64], scale=0.1)
+    w = b.const("w", np.arange(512).reshape(8, 64) % 255 - 127, scales=[0.01] * 8)
+    bias = b.const("b", np.arange(8), dtype="int32", scales=[0.001] * 8)
+    y = b.tensor("y", [1, 8], scale=0.2)
+    b.op("FULLY_CONNECTED", [x, w, bias], [y])
+    plain = b.build(inputs=[x], outputs=[y])
+    m = read(plain)
+    tail = bytearray()
+    for buf in m.buffers[1:]:
+        data = np.asarray(buf.data, np.uint8).tobytes()
+        buf.data, buf.offset, buf.size = None, 1, len(data)  # placeholders, fixed below
+        tail += data
+    # Offsets are absolute in the file: point them past the flatbuffer (whose size the
+    # nonzero placeholders already fix), then append the data there.
+    pos = len(write(m)) + 64
+    for buf in m.buffers[1:]:
+        buf.offset, pos = pos, pos + buf.size
+    head = write(m)
+    stored = head + bytes(m.buffers[1].offset - len(head)) + bytes(tail)
+    outside = parse_model(stored)
+    assert np.array_equal(outside.tensors[w].data, parse_model(plain).tensors[w].data)
+    inlined = inline_buffers(stored)
+    assert all(int(buf.offset) <= 1 for buf in read(inlined).buffers)
+    again = parse_model(inlined)
+    for i in (w, bias):
+        assert np.array_equal(again.tensors[i].data, parse_model(plain).tensors[i].data)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 
 from harness.datasets import random_samples
 from harness.engines.builtin import generate, requant
+from harness.engines.builtin.codegen import KERNEL_DIR
 from harness.engines.builtin.ops.conv import conv_weights
 from harness.engines.builtin.ops.fully_connected import fc_weights
 from harness.model import Model, load_model
@@ -168,3 +171,59 @@ def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], 
             assert bytes.fromhex(out_hex) == want, sample.name
     finally:
         dut.close()
+
+
+_SHIM_MAIN = r"""
+#include <stdio.h>
+#include "th_simd.h"
+int main(void) {
+    uint32_t a, b;
+    long acc;
+    while (scanf("%lu %lu %ld", (unsigned long *)&a, (unsigned long *)&b, &acc) == 3) {
+        printf("%lu %lu %lu %lu %ld\n", (unsigned long)th_sxtb16(a), (unsigned long)th_sxtb16_ror8(a),
+               (unsigned long)th_sxtab16(b, a), (unsigned long)th_sxtab16_ror8(b, a),
+               (long)th_smlad(a, b, (int32_t)acc));
+    }
+    return 0;
+}
+"""
+
+
+def _lanes(v: int) -> tuple[int, int]:
+    lo, hi = v & 0xFFFF, v >> 16
+    return (lo - (1 << 16) if lo >= 1 << 15 else lo), (hi - (1 << 16) if hi >= 1 << 15 else hi)
+
+
+def _byte(v: int, i: int) -> int:
+    x = (v >> (8 * i)) & 0xFF
+    return x - 256 if x >= 128 else x
+
+
+def _pack(lo: int, hi: int) -> int:
+    return (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
+
+
+def test_simd_shim_emulation(tmp_path: Path) -> None:
+    """th_simd.h's C emulation (the host and RV32 build) against the Arm definitions."""
+    cc = shutil.which("gcc") or pytest.skip("no host gcc")
+    src = tmp_path / "shim.c"
+    src.write_text(_SHIM_MAIN)
+    exe = tmp_path / "shim"
+    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Werror", f"-I{KERNEL_DIR}", str(src), "-o", str(exe)],
+                   check=True)
+    rng = np.random.default_rng(3)
+    words = [0, 0xFFFFFFFF, 0x80808080, 0x7F7F7F7F, 0x807F7F80, *rng.integers(0, 2**32, 60).tolist()]
+    cases = [(a, b, int(rng.integers(-2**31, 2**31))) for a in words for b in words[::7]]
+    cases += [(0x80008000, 0x80008000, 2**31 - 1)]  # SMLAD wraps
+    out = subprocess.run([str(exe)], input="".join(f"{a} {b} {c}\n" for a, b, c in cases),
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert len([ln for ln in out if ln]) == len(cases)
+    for (a, b, acc), line in zip(cases, out):
+        got = [int(v) for v in line.split()]
+        b0, b1 = _lanes(b)
+        a0, a1 = _lanes(a)
+        smlad = (acc + a0 * b0 + a1 * b1 + 2**31) % 2**32 - 2**31
+        want = [_pack(_byte(a, 0), _byte(a, 2)), _pack(_byte(a, 1), _byte(a, 3)),
+                _pack(b0 + _byte(a, 0), b1 + _byte(a, 2)), _pack(b0 + _byte(a, 1), b1 + _byte(a, 3)),
+                smlad]
+        assert got == want, (hex(a), hex(b), acc)

@@ -201,26 +201,18 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
                 : [w_end] "r"(w_end)
                 : "cc", "memory");
 #else
+            /* Without SIMD the same layout as plain multiply-adds (lane packing
+             * in C costs more than it saves); each group holds (x0, x2, x1, x3)
+             * per slot. An odd last channel below goes through th_simd.h. */
             while (w < w_end) {
-                /* Two groups per iteration (kp is a multiple of 8). */
-                uint32_t xa0 = th_read_s16x2(x);
-                uint32_t xb0 = th_read_s16x2(x + 2);
-                uint32_t xa1 = th_read_s16x2(x + 4);
-                uint32_t xb1 = th_read_s16x2(x + 6);
-                uint32_t w0 = th_read_s8x4(w);
-                uint32_t w1 = th_read_s8x4(w + 4);
-                TH_CONV_MAC(w0, a00, a01);
-                TH_CONV_MAC(w1, a10, a11);
-                xa0 = th_read_s16x2(x + 8);
-                xb0 = th_read_s16x2(x + 10);
-                xa1 = th_read_s16x2(x + 12);
-                xb1 = th_read_s16x2(x + 14);
-                w0 = th_read_s8x4(w + 8);
-                w1 = th_read_s8x4(w + 12);
-                TH_CONV_MAC(w0, a00, a01);
-                TH_CONV_MAC(w1, a10, a11);
-                x += 16;
-                w += 16;
+                const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
+                const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
+                a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
+                a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
+                a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
+                a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
+                x += 8;
+                w += 8;
             }
 #endif
             out0[oc] = TH_CONV_OUT(a00, oc);

@@ -98,6 +98,20 @@ static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, 
         acc[3] = a3;
         return w;
     }
+#else
+    if (n == 4) {
+        /* Without SIMD the same layout as plain multiply-adds (lane packing in
+         * C costs more than it saves); the input group is (x0, x2, x1, x3).
+         * Pairs and single rows below go through th_simd.h. */
+        for (; w < w_end; w += 16, x += 4) {
+            const int32_t x0 = x[0], x2 = x[1], x1 = x[2], x3 = x[3];
+            for (int32_t i = 0; i < 4; ++i) {
+                const int8_t *r = w + 4 * i;
+                acc[i] += r[0] * x0 + r[1] * x1 + r[2] * x2 + r[3] * x3;
+            }
+        }
+        return w;
+    }
 #endif
     while (w < w_end) {
         const uint32_t xa = th_read_s16x2(x);

@@ -294,3 +294,26 @@ def test_buffers_stored_after_the_flatbuffer_are_moved_inside() -> None:
     again = parse_model(inlined)
     for i in (w, bias):
         assert np.array_equal(again.tensors[i].data, parse_model(plain).tensors[i].data)
+
+
+@needs_aeq
+@pytest.mark.qemu
+def test_compare_runs_recipes_on_target_with_accuracy(synth: Path, cache: Path, arm_tools: tuple[str, str],
+                                                      tmp_path: Path) -> None:
+    """int8 and cluster4-lut of the synthetic model through the bench under QEMU, with a
+    labelled dataset on target: both rows ok, recipe set, firmware equal to the host."""
+    from harness.datasets import Sample
+    from harness.recipes.compare import Variant, run_variants
+    from harness.runners.qemu import QemuRunner
+    from harness.targets import find_target
+
+    rng = np.random.default_rng(4)
+    samples = [Sample(f"s{i}", (), i % 4, rng.uniform(-1, 1, (1, 8, 8, 2)).astype(np.float32)) for i in range(6)]
+    variants = [Variant(name, apply_recipe(parse_recipe(name), synth, calibration(), cache))
+                for name in ("int8", "cluster4-lut")]
+    rows = run_variants("synth", synth, variants, find_target("cortex-m4"), QemuRunner(arm_tools[1]), samples,
+                        None, 1, 0, 120.0)
+    assert [(r.recipe, r.status) for r in rows] == [("int8", "ok"), ("cluster4-lut", "ok")], rows[0].error
+    for r in rows:
+        assert r.model == synth.stem and r.accuracy_metric == "top1" and r.accuracy_samples == 6
+        assert r.predictions_match_reference and r.output_matches_reference

@@ -196,7 +196,7 @@ def bench_table(rows: list[Any]) -> Table:
             else f"{r.cycles:,} cycles" if ok and r.cycles is not None else "-",
             f"{r.latency_ms:.2f}" if ok else "-",
             flash, ram,
-            f"{r.energy_uj:,.0f}" if ok else "-",
+            f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-",
             "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
             "[green]ok[/]" if ok else "[red]failed[/]",
         )

@@ -134,7 +134,7 @@ def compute_metrics(record: RunRecord, sizes: ElfSizes, target: TargetDescriptor
         # A board without a cycle counter: its timer measures time itself.
         source, latency = "timer", count / record.timer_hz * 1e3
     # mW x ms = uJ
-    energy = latency * target.power.active_mw if latency is not None else None
+    energy = latency * target.power.active_mw if latency is not None and target.power.active_mw else None
     return Metrics(
         instructions=instructions,
         cycles=cycles,

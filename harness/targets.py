@@ -124,7 +124,7 @@ class RenodeHost:
 class Power:
     """Active power used for the energy estimate, and where the figure comes from."""
 
-    active_mw: float
+    active_mw: float | None  # None: no datasheet figure, so no energy estimate (the source says why)
     source: str
 
 
@@ -287,7 +287,8 @@ def load_target(path: str | Path) -> TargetDescriptor:
 
     power_t = f.sub("power")
     assert power_t is not None
-    power = Power(power_t.positive("active_mw", float), power_t.get("source", str))
+    active_mw = power_t.positive("active_mw", float) if "active_mw" in power_t.table else None
+    power = Power(active_mw, power_t.get("source", str))
     power_t.done()
 
     cost_t = f.sub("cost_model")

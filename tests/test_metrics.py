@@ -44,3 +44,12 @@ def test_failed_run_has_no_numbers() -> None:
                     ticks=999, runs=1, error="no answer from the device")
     m = compute_metrics(rec, SIZES, target)
     assert m.instructions is None and m.latency_ms is None and m.energy_uj is None
+
+
+def test_no_power_figure_means_no_energy_estimate() -> None:
+    target = find_target("cortex-m55")  # its [power] names no active_mw, on purpose
+    assert target.power.active_mw is None and "not estimated" in target.power.source
+    rec = RunRecord(runner="qemu", target=target.name, elf=Path("x.elf"), counter="instructions",
+                    ticks=1_000, runs=1, units_per_tick=32, stack_bytes=300)
+    m = compute_metrics(rec, SIZES, target)
+    assert m.latency_ms is not None and m.energy_uj is None

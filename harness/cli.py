@@ -126,7 +126,7 @@ def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile
         console.print("[dim]per layer: the firmware's own timer stamps around each kernel call (a profiling "
                       "build). Each layer's count includes one BEGIN/END pair of timer reads (the overhead "
                       "above); the layers sum to the whole inference plus that overhead per layer, within "
-                      "two timer ticks (40 instructions each on mps2, 1 on stm32f405).[/]")
+                      "two timer ticks (each tick is the target descriptor's instructions_per_tick under QEMU).[/]")
     skipped = sorted({r.engine for r in rows if profile and r.engine != "builtin"})
     if skipped:
         console.print(f"[yellow]note:[/] no per-layer profile for the {', '.join(skipped)} engine: "

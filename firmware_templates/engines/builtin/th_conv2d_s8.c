@@ -122,12 +122,111 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
         acc1 = th_smlad(wb_, xb1, acc1);        \
     } while (0)
 
+/* All output channels of one pixel pair. Always inlined so that the caller's
+ * constant mode (the common TH_RQ_FAST) specialises the requantization. */
+static inline __attribute__((always_inline)) void th_conv_pair(
+    const int16_t *col, const int8_t *filter, const int32_t *bias, int8_t *out0, int8_t *out1,
+    int32_t out_c, int32_t kp, const int32_t mode, const int32_t *mult, const int32_t *shift,
+    int32_t out_off, int32_t act_min, int32_t act_max) {
+    const int32_t pairs = out_c >> 1;
+    const int8_t *w = filter;
+    for (int32_t j = 0; j < pairs; ++j) {
+        const int32_t oc = 2 * j;
+        int32_t a00 = bias != 0 ? bias[oc] : 0;
+        int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
+        int32_t a01 = a00, a11 = a10;
+        const int16_t *x = col;
+        const int8_t *w_end = w + 2 * kp;
+#if TH_SIMD_DSP
+        /* The loop below in 16 instructions per 16 MACs (gcc's own
+         * scheduling of the C loop spills: 19.5). */
+        uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+            "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "sxtb16 %[w0], %[w0], ror #8\n\t"
+            "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+            "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "sxtb16 %[w1], %[w1], ror #8\n\t"
+            "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+            "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+            "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+            "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+            "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+            "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+            "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+            "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+            "sxtb16 %[t], %[w0]\n\t"
+            "sxtb16 %[w0], %[w0], ror #8\n\t"
+            "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+            "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+            "sxtb16 %[t], %[w1]\n\t"
+            "sxtb16 %[w1], %[w1], ror #8\n\t"
+            "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+            "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+            "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+            "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+            "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+            "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+            "cmp %[w], %[w_end]\n\t"
+            "bne 1b\n\t"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+              [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
+              [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+              [t] "=&r"(t)
+            : [w_end] "r"(w_end)
+            : "cc", "memory");
+#else
+        /* Without SIMD the same layout as plain multiply-adds (lane packing
+         * in C costs more than it saves); each group holds (x0, x2, x1, x3)
+         * per slot. An odd last channel below goes through th_simd.h. */
+        while (w < w_end) {
+            const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
+            const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
+            a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
+            a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
+            a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
+            a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
+            x += 8;
+            w += 8;
+        }
+#endif
+        out0[oc] = TH_CONV_OUT(a00, oc);
+        out0[oc + 1] = TH_CONV_OUT(a10, oc + 1);
+        out1[oc] = TH_CONV_OUT(a01, oc);
+        out1[oc + 1] = TH_CONV_OUT(a11, oc + 1);
+    }
+    if (out_c & 1) {
+        const int32_t oc = out_c - 1;
+        int32_t a00 = bias != 0 ? bias[oc] : 0;
+        int32_t a01 = a00;
+        const int16_t *x = col;
+        const int8_t *w_end = w + kp;
+        while (w < w_end) {
+            const uint32_t xa0 = th_read_s16x2(x);
+            const uint32_t xb0 = th_read_s16x2(x + 2);
+            const uint32_t xa1 = th_read_s16x2(x + 4);
+            const uint32_t xb1 = th_read_s16x2(x + 6);
+            const uint32_t w0 = th_read_s8x4(w);
+            TH_CONV_MAC(w0, a00, a01);
+            x += 8;
+            w += 4;
+        }
+        out0[oc] = TH_CONV_OUT(a00, oc);
+        out1[oc] = TH_CONV_OUT(a01, oc);
+    }
+}
+
 th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                        const int32_t *bias, int8_t *output, int16_t *scratch) {
     const int32_t out_c = p->out_c;
     const int32_t kp = (p->k_h * p->k_w * p->in_c + 7) & ~7;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    const int32_t pairs = out_c >> 1;
     int16_t *col = scratch;
     const int32_t mode = p->requant_mode;
     const int32_t *const mult = p->mult;
@@ -142,106 +241,19 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
     /* The pad entries [K, kp) are never written by th_im2col. */
     memset(col, 0, (size_t)(2 * kp) * sizeof(int16_t));
     for (int32_t px = 0; px < pixels; px += 2) {
-        /* A lone last pixel fills both slots; its second result is not stored. */
+        /* A lone last pixel fills both slots. */
         const int32_t two = (px + 1 < pixels);
         th_im2col(p, input, px, col, 0);
         th_im2col(p, input, px + two, col, 1);
         int8_t *out0 = output + px * out_c;
-        int8_t *out1 = out0 + out_c;
-        const int8_t *w = filter;
-        for (int32_t j = 0; j < pairs; ++j) {
-            const int32_t oc = 2 * j;
-            int32_t a00 = bias != 0 ? bias[oc] : 0;
-            int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
-            int32_t a01 = a00, a11 = a10;
-            const int16_t *x = col;
-            const int8_t *w_end = w + 2 * kp;
-#if TH_SIMD_DSP
-            /* The loop below in 16 instructions per 16 MACs (gcc's own
-             * scheduling of the C loop spills: 19.5). */
-            uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
-            __asm__ volatile(
-                "1:\n\t"
-                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-                "cmp %[w], %[w_end]\n\t"
-                "bne 1b\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
-                  [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
-                  [t] "=&r"(t)
-                : [w_end] "r"(w_end)
-                : "cc", "memory");
-#else
-            /* Without SIMD the same layout as plain multiply-adds (lane packing
-             * in C costs more than it saves); each group holds (x0, x2, x1, x3)
-             * per slot. An odd last channel below goes through th_simd.h. */
-            while (w < w_end) {
-                const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
-                const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
-                a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
-                a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
-                a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
-                a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
-                x += 8;
-                w += 8;
-            }
-#endif
-            out0[oc] = TH_CONV_OUT(a00, oc);
-            out0[oc + 1] = TH_CONV_OUT(a10, oc + 1);
-            if (two) {
-                out1[oc] = TH_CONV_OUT(a01, oc);
-                out1[oc + 1] = TH_CONV_OUT(a11, oc + 1);
-            }
-        }
-        if (out_c & 1) {
-            const int32_t oc = out_c - 1;
-            int32_t a00 = bias != 0 ? bias[oc] : 0;
-            int32_t a01 = a00;
-            const int16_t *x = col;
-            const int8_t *w_end = w + kp;
-            while (w < w_end) {
-                const uint32_t xa0 = th_read_s16x2(x);
-                const uint32_t xb0 = th_read_s16x2(x + 2);
-                const uint32_t xa1 = th_read_s16x2(x + 4);
-                const uint32_t xb1 = th_read_s16x2(x + 6);
-                const uint32_t w0 = th_read_s8x4(w);
-                TH_CONV_MAC(w0, a00, a01);
-                x += 8;
-                w += 4;
-            }
-            out0[oc] = TH_CONV_OUT(a00, oc);
-            if (two) {
-                out1[oc] = TH_CONV_OUT(a01, oc);
-            }
+        /* A lone last pixel's second result lands on its first (same values). */
+        int8_t *out1 = two ? out0 + out_c : out0;
+        if (mode == TH_RQ_FAST) {
+            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, TH_RQ_FAST, mult, shift, out_off,
+                         act_min, act_max);
+        } else {
+            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, mode, mult, shift, out_off,
+                         act_min, act_max);
         }
     }
     return TH_OK;

@@ -46,6 +46,18 @@ def test_folded_bias_is_bias_plus_offset_times_weight_sums() -> None:
     assert np.array_equal(depthwise_folded_bias(w, None, 0), np.zeros(5, dtype=np.int32))
 
 
+def test_folded_bias_wraps_like_the_int32_accumulator() -> None:
+    """Quantizers emit a bias of INT32_MIN for an all-zero (pruned) channel: folding
+    must not refuse it, and a fold past int32 wraps as TFLM's int32 sum does."""
+    w = np.zeros((1, 3, 3, 4), dtype=np.int8)
+    w[..., 1] = 127
+    b = np.array([-(2**31), 2**31 - 1, 5, -7], dtype=np.int32)
+    fb = depthwise_folded_bias(w, b, 100)
+    assert fb.dtype == np.int32 and fb[0] == -(2**31) and fb[2] == 5 and fb[3] == -7
+    true = 2**31 - 1 + 100 * 9 * 127
+    assert int(fb[1]) == true - 2**32  # the same integer modulo 2^32, as int32 arithmetic gives
+
+
 def test_fast_requantization_needs_small_accumulators_and_right_shifts() -> None:
     w = np.full((1, 3, 3, 4), 127, dtype=np.int8)
     fb = np.zeros(4, dtype=np.int32)

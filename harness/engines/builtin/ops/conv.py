@@ -228,8 +228,11 @@ def depthwise_folded_bias(filt: np.ndarray, bias: np.ndarray | None, input_offse
     sums = filt.reshape(-1, c).astype(np.int64).sum(axis=0)
     b = np.zeros(c, dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
     folded = b + input_offset * sums
-    assert np.all(np.abs(folded) < 2**31), "folded depthwise bias overflows int32"
-    return folded.astype(np.int32)
+    # TFLM's accumulator is int32 and wraps (two's complement on every target), so
+    # folding modulo 2^32 keeps the final sum identical even at the extremes (a bias
+    # of INT32_MIN on all-zero weights, which quantizers emit for pruned channels).
+    wrapped: np.ndarray = (((folded + 2**31) % 2**32) - 2**31).astype(np.int32)
+    return wrapped
 
 
 def depthwise_fast_requant(filt: np.ndarray, folded_bias: np.ndarray, shifts: list[int]) -> bool:

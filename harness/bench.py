@@ -304,13 +304,19 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
     image = built.image
     sample = fixed_input(model, case.dataset_dir)
     samples = accuracy.samples if accuracy is not None else ()
-    # The host reference runs while the firmware does (QEMU is another process; the
-    # inputs in flight keep the device busy while the interpreter holds the GIL).
+    # The host reference runs while the measured firmware run does (QEMU is another
+    # process). It is joined before the accuracy session: with the interpreter holding
+    # the GIL during that session, a cold 1000-input KWS run got no answer from the
+    # device at all (reproducible here; cause not found), while the same session with
+    # no other Python thread busy runs clean.
     with ThreadPoolExecutor(max_workers=1) as pool:
         host_future = pool.submit(reference_outputs, model, samples) if samples else None
         note(f"running under {runner.name}")
         record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), runs, warmup), timeout_s)
         fw_outputs: tuple[bytes, ...] = ()
+        if host_future is not None:
+            note(f"accuracy: the host interpreter on {len(samples)} inputs")
+            host_future.result()
         if samples and record.ok:
             # One more firmware session for the whole dataset; it counts nothing.
             note(f"accuracy: {len(samples)} inputs under {runner.name}")

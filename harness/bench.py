@@ -304,19 +304,16 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
     image = built.image
     sample = fixed_input(model, case.dataset_dir)
     samples = accuracy.samples if accuracy is not None else ()
-    # The host reference runs while the measured firmware run does (QEMU is another
-    # process). It is joined before the accuracy session: with the interpreter holding
-    # the GIL during that session, a cold 1000-input KWS run got no answer from the
-    # device at all (reproducible here; cause not found), while the same session with
-    # no other Python thread busy runs clean.
+    # The host reference runs while both firmware sessions do (QEMU is another process).
+    # It once had to be joined before the accuracy session: with the interpreter
+    # holding the GIL, the client opened the UART late and pyserial's open()
+    # discarded the boot banner ("no answer from the device"). The transport keeps
+    # every byte now (harness.transport), so the two overlap again.
     with ThreadPoolExecutor(max_workers=1) as pool:
         host_future = pool.submit(reference_outputs, model, samples) if samples else None
         note(f"running under {runner.name}")
         record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), runs, warmup), timeout_s)
         fw_outputs: tuple[bytes, ...] = ()
-        if host_future is not None:
-            note(f"accuracy: the host interpreter on {len(samples)} inputs")
-            host_future.result()
         if samples and record.ok:
             # One more firmware session for the whole dataset; it counts nothing.
             note(f"accuracy: {len(samples)} inputs under {runner.name}")
@@ -325,6 +322,8 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
             fw_outputs = batch.batch_outputs
             if not batch.ok:
                 record = replace(record, error=f"accuracy run: {batch.error}")
+        if host_future is not None:
+            note(f"accuracy: the host interpreter on {len(samples)} inputs")
         host = host_future.result() if host_future is not None else []
     record = explain(case.engine, record)
     expected = b"".join(o.tobytes() for o in Reference(model).run(sample.inputs))
@@ -366,6 +365,7 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
         output_matches_reference=matches, runs=record.runs,
         git_revision=git_revision(), timestamp=now(),
         kernels=built.kernels, arena_used_bytes=built.arena_used_bytes,
+        firmware_build=record.firmware_build,
         **_accuracy_fields(accuracy, outcome, ok),
         layers=layers if ok else None, profile_overhead=overhead if ok else None,
     )

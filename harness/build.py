@@ -240,6 +240,7 @@ class FirmwareImage:
     input_bytes: int
     output_bytes: int
     cache_hit: bool
+    build_id: str = ""  # the cache key; the firmware names it in its boot banner (m-th-build-[id])
 
 
 def linker_script(target: TargetDescriptor, stack_bytes: int = STACK_BYTES) -> str:
@@ -495,7 +496,7 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
         elf=elf, target=target.name, model=gen.model.name, model_sha256=gen.model.sha256,
         engine=cxx.engine if cxx else "builtin", compiler=tc.version, cflags=cflags, arena_bytes=gen.arena_bytes,
         input_bytes=sum(io.nbytes for io in gen.inputs),
-        output_bytes=sum(io.nbytes for io in gen.outputs), cache_hit=True,
+        output_bytes=sum(io.nbytes for io in gen.outputs), cache_hit=True, build_id=key,
     )
     if elf.is_file():
         say(f"firmware for {gen.model.name} on {target.name}: cached ({elf})")
@@ -516,7 +517,8 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
         objects = _compile_cxx(cxx, tc, cflags, includes, gen_dir, work) if cxx else []
         libs = [*map(str, cxx.libraries), *cxx.link_libs] if cxx else []
         tmp_elf = work / "firmware.elf"
-        cmd = [str(tc.gcc), *cflags, *includes, *map(str, sources), *objects, *libs, *ldflags,
+        # The build id is the key itself (not part of it): th_dut.c prints it at boot.
+        cmd = [str(tc.gcc), *cflags, f'-DTH_BUILD_ID="{key}"', *includes, *map(str, sources), *objects, *libs, *ldflags,
                f"-T{work / 'firmware.ld'}", f"-Wl,-Map={work / 'firmware.map'}", "-o", str(tmp_elf)]
         say(f"compiling {len(sources)} sources for {target.name} ({target.mcpu})")
         proc = subprocess.run(cmd, capture_output=True, text=True)

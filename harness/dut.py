@@ -24,11 +24,15 @@ import select
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from harness.errors import DutProtocolError, RunTimeout
 
 READY = "m-ready"
+# A tinyhil firmware's boot banner: these lines, m-th-build-[id] after the first, then m-ready.
+BANNER_FIRST = "m-timestamp-mode-performance"
+_BUILD_IN_ELF = re.compile(rb"m-th-build-\[([0-9a-f]{16,64})\]")
 # Bytes of input per `db` command: 1 KB of payload = 2 KB of hex, well inside
 # the firmware's line buffer and small enough not to stall an emulated UART.
 DB_CHUNK = 512
@@ -82,6 +86,17 @@ class LayerProfile:
     pair_ticks: int  # their total, loop overhead removed
 
 
+def firmware_build_id(elf: Path) -> str | None:
+    """The build id a tinyhil firmware names in its boot banner (``m-th-build-[id]``,
+    the build's cache key, compiled in as a string), read from the ELF; None for an
+    ELF without one (third-party firmware: no identity check is possible)."""
+    try:
+        m = _BUILD_IN_ELF.search(Path(elf).read_bytes())
+    except OSError:
+        return None
+    return m.group(1).decode() if m else None
+
+
 def _select_fd(port: Port) -> int | None:
     """The port's file descriptor after making its reads non-blocking, or None."""
     fileno = getattr(port, "fileno", None)
@@ -104,6 +119,7 @@ class Dut:
         self._buf = b""
         self._fd = _select_fd(port)
         self.transcript: list[str] = []  # every line seen, for failure reports
+        self.build = ""  # the build id the firmware named (boot banner or th-info%)
 
     def close(self) -> None:
         self.port.close()
@@ -149,8 +165,41 @@ class Dut:
             raise DutProtocolError(f"device faulted: {faults[0]}")
         return lines
 
-    def wait_boot(self, timeout_s: float | None = None) -> list[str]:
-        return self.read_until_ready(timeout_s)
+    def wait_boot(self, timeout_s: float | None = None, expect_build: str | None = None) -> list[str]:
+        """The boot banner's lines up to ``m-ready``.
+
+        With ``expect_build`` (the id compiled into the ELF that was started, see
+        :func:`firmware_build_id`) the session is refused unless the banner is
+        complete (its first line is the first line the connection carried) and
+        names that build: a connection that began mid-stream, or to another
+        firmware, is a DutProtocolError saying which.
+        """
+        if expect_build is None:
+            lines = self.read_until_ready(timeout_s)
+        else:
+            deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
+            lines = []
+            while True:
+                line = self._readline(deadline)
+                if line == READY:
+                    break
+                if line:
+                    lines.append(line)
+            if not lines or lines[0] != BANNER_FIRST:
+                first = lines[0] if lines else "m-ready"
+                raise DutProtocolError(
+                    f"the connection began mid-stream: the boot banner starts with {BANNER_FIRST!r}, the "
+                    f"first line received was {first[:80]!r} (the start of the banner was lost); session refused")
+            build = parse_values(lines).get("th-build", "")
+            if build != expect_build:
+                raise DutProtocolError(
+                    f"connected to another firmware: its banner names build {build or '(none)'}, the ELF "
+                    f"started here is build {expect_build}; session refused")
+            errors = [ln for ln in lines if ln.startswith(("e-", "m-th-fault"))]
+            if errors:
+                raise DutProtocolError(f"device reported at boot: {errors[0]}")
+        self.build = parse_values(lines).get("th-build", "")
+        return lines
 
     def sync(self, timeout_s: float | None = None, resend_s: float = 1.0) -> None:
         """Finds the firmware's prompt whatever it was doing: sends ``name%`` and

@@ -78,6 +78,9 @@ class ResultRow:
     # own arena figure when it measures one at run time (TFLM's arena_used_bytes()).
     kernels: str = ""
     arena_used_bytes: int | None = None
+    # The build id the firmware named in its boot banner (the build's cache key,
+    # checked against the ELF that was started before the session began).
+    firmware_build: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-import serial
 
 from harness.bench import (BenchCase, accuracy_kind, input_bytes, plan_accuracy, reference_outputs,
                            resolve_models, run_case, score_accuracy)
@@ -28,7 +26,7 @@ from harness.metrics import anomaly_score, predicted_class, roc_auc, top1_accura
 from harness.model import load_model
 from harness.reference import Reference
 from harness.runners.base import RunJob
-from harness.runners.qemu import QemuRunner, free_port, qemu_command
+from harness.runners.qemu import QemuRunner
 from harness.targets import find_target
 
 # Every byte value a text protocol could trip over: '%' ends a command, CR/LF are
@@ -224,25 +222,14 @@ def kws_dut(shared_models: Path, arm_tools: tuple[str, str]) -> Iterator[tuple[D
     target = find_target("cortex-m4")
     model = load_model(shared_models / "kws_ref_model.tflite")
     image = build_firmware(generate(model), target)
-    port = free_port()
-    proc = subprocess.Popen(qemu_command(arm_tools[1], image.elf, target, port),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            uart = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.2)
-            break
-        except serial.SerialException:
-            assert time.monotonic() < deadline and proc.poll() is None, "QEMU did not start"
-            time.sleep(0.05)
-    dut = Dut(uart, timeout_s=60)
-    dut.wait_boot()
+    session = QemuRunner(arm_tools[1]).start(image.elf, target, time.monotonic() + 10)
+    assert session.port is not None
+    dut = Dut(session.port, timeout_s=60)
+    dut.wait_boot(expect_build=image.build_id)
     try:
         yield dut, Reference(model), model
     finally:
-        uart.close()
-        proc.kill()
-        proc.wait()
+        session.close()
 
 
 @pytest.mark.qemu

@@ -36,7 +36,9 @@ from harness.runners import flashers
 from harness.runners.base import RunJob, RunRecord
 from harness.runners.board import BoardRunner
 from harness.runners.flashers import FlashError, esptool, openocd, st_flash
-from harness.runners.qemu import QemuRunner, free_port, qemu_command
+from harness.runners.qemu import QemuRunner, qemu_command
+from harness.runners.renode import free_port
+from harness.transport import open_url
 from harness.runners.renode import (CliBackend, PyRenodeBackend, RenodeRunner, cli_command, find_backend,
                                     instructions_from_log, script)
 from harness.targets import DescriptorError, find_target, load_target
@@ -554,11 +556,12 @@ def test_board_build_boots_on_qemu_and_says_its_counter(kws: GeneratedModel, fw_
     target = find_target("stm32f405")
     image = build_firmware(kws, variant_target(target, "board"), cache_dir=fw_cache)
     assert "-DTH_COUNTER_CYCLES=1" in image.cflags and "-DTH_CLOCK_SETUP=1" in image.cflags
-    port = serial.serial_for_url(f"socket://127.0.0.1:{qemu_uart('stm32f405', image.elf)}", timeout=0.2)
+    port = open_url(f"socket://127.0.0.1:{qemu_uart('stm32f405', image.elf)}", timeout=0.2)
     try:
         dut = Dut(port, timeout_s=30)
         dut.sync(30)
-        assert dut.command("th-info") == ["m-th-counter-[timer]", "m-th-counter-hz-84000000"]
+        assert dut.command("th-info") == ["m-th-counter-[timer]", "m-th-counter-hz-84000000",
+                                          f"m-th-build-[{image.build_id}]"]
     finally:
         port.close()
 
@@ -647,15 +650,17 @@ def test_esp32c3_timer_calibration_and_fault(kws: GeneratedModel, fw_cache: Path
     target = find_target("esp32c3")
     assert target.qemu is not None
     image = build_firmware(kws, target, cache_dir=fw_cache, extra_cflags=("-DTH_TEST_COMMANDS",))
-    port = serial.serial_for_url(f"socket://127.0.0.1:{qemu_uart('esp32c3', image.elf)}", timeout=0.2)
+    port = open_url(f"socket://127.0.0.1:{qemu_uart('esp32c3', image.elf)}", timeout=0.2)
     try:
         dut = Dut(port, timeout_s=30)
-        assert dut.wait_boot() == ["m-timestamp-mode-performance", "m-init-done"]
+        assert dut.wait_boot(expect_build=image.build_id) == [
+            "m-timestamp-mode-performance", f"m-th-build-[{image.build_id}]", "m-init-done"]
         iterations = 10_000_000
         ticks = int(dut.command(f"th-calibrate {iterations}")[0].removeprefix("m-th-ticks-"))
         instructions = ticks * target.qemu.instructions_per_tick
         assert abs(instructions - 2 * iterations) <= 2 * iterations * 0.001, (ticks, instructions)
-        assert dut.command("th-info") == ["m-th-counter-[timer]", "m-th-counter-hz-10000000"]
+        assert dut.command("th-info") == ["m-th-counter-[timer]", "m-th-counter-hz-10000000",
+                                          f"m-th-build-[{image.build_id}]"]
         with pytest.raises(DutProtocolError, match=r"faulted: m-th-fault-\[exception-2\]"):
             dut.command("th-fault", 10)  # illegal instruction: mcause 2
     finally:
@@ -717,7 +722,7 @@ def test_bench_case_on_the_board_runner(kws: GeneratedModel, arm_tools: tuple[st
     flasher = QemuFlasher(qemu_uart)
 
     def open_port(url: str, **kwargs: object) -> serial.SerialBase:
-        return serial.serial_for_url(f"socket://127.0.0.1:{flasher.port}", **kwargs)
+        return open_url(f"socket://127.0.0.1:{flasher.port}", **kwargs)
 
     runner = BoardRunner("pending", flasher=flasher, open_port=open_port, sync_timeout_s=60)
     case = BenchCase("kws", MODELS / "kws_ref_model.tflite", shared_datasets / "kws01", find_target("stm32f405"))

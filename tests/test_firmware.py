@@ -336,7 +336,7 @@ def test_kws_on_qemu_matches_tflm(target_name: str, kws: GeneratedModel, fw_cach
     expected = Reference(kws.model).run(sample.inputs)
 
     dut = run_qemu(target, image)
-    assert dut.boot == ["m-timestamp-mode-performance", "m-init-done"]
+    assert dut.boot == ["m-timestamp-mode-performance", f"m-th-build-[{image.build_id}]", "m-init-done"]
     assert dut.command("name") == ["m-name-dut-[tinyhil]"]
     assert dut.command("profile") == ["m-profile-[tinyhil]", "m-model-[kws_ref_model]"]
     assert dut.load(sample.inputs[0].tobytes()) == ["m-load-done"]

@@ -13,6 +13,13 @@
 #include "th_stack.h"
 #include "th_time.h"
 
+/* The build's identity (its cache key, -DTH_BUILD_ID="..."), one string in
+ * .rodata so the host can read it from the ELF and match the boot banner. */
+#ifndef TH_BUILD_ID
+#define TH_BUILD_ID "unknown"
+#endif
+#define TH_BUILD_LINE "m-th-build-[" TH_BUILD_ID "]"
+
 /* Inputs as loaded by "db": kept apart from the arena, which reuses the input
  * buffers for activations, and copied into the model before every inference. */
 uint8_t th_db_buf[TH_INPUT_BYTES > 0 ? TH_INPUT_BYTES : 1] __attribute__((aligned(8)));
@@ -467,6 +474,7 @@ static th_dut_status th_dispatch(const char *cmd) {
         th_put(th_time_counter_name());
         th_put_line("]");
         th_reply_number("m-th-counter-hz-", th_time_counter_hz());
+        th_put_line(TH_BUILD_LINE);
         return TH_DUT_OK;
     }
 #ifdef TH_TEST_COMMANDS
@@ -479,6 +487,7 @@ static th_dut_status th_dispatch(const char *cmd) {
 
 void th_dut_boot(void) {
     th_put_line("m-timestamp-mode-performance");
+    th_put_line(TH_BUILD_LINE);
     th_put_line("m-init-done");
     th_put_line("m-ready");
 }

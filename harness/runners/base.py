@@ -52,6 +52,7 @@ class RunRecord:
     batch_outputs: tuple[bytes, ...] = field(default=(), repr=False)  # one per job.batch input
     batch_s: float = 0.0  # wall time of the batch
     error: str = ""
+    firmware_build: str = ""  # the build id the firmware named (boot banner / th-info%)
     transcript: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -72,11 +73,14 @@ class Runner(Protocol):
     def run(self, elf: Path, target: TargetDescriptor, job: RunJob, timeout_s: float) -> RunRecord: ...
 
 
-def drive(dut: Dut, job: RunJob, timeout_s: float, booted: bool = False) -> dict[str, object]:
+def drive(dut: Dut, job: RunJob, timeout_s: float, booted: bool = False,
+          expect_build: str | None = None) -> dict[str, object]:
     """The DUT conversation every runner has once it holds a connected port
-    (``booted``: the caller has already seen the firmware answer)."""
+    (``booted``: the caller has already seen the firmware answer). With
+    ``expect_build`` the session starts only after the complete boot banner of
+    that build (:meth:`Dut.wait_boot`)."""
     if not booted:
-        dut.wait_boot(timeout_s)
+        dut.wait_boot(timeout_s, expect_build)
     raw: dict[str, object] = {}
     if job.measure or job.profile:
         dut.load(job.input_bytes)
@@ -92,6 +96,7 @@ def drive(dut: Dut, job: RunJob, timeout_s: float, booted: bool = False) -> dict
         })
     if job.profile:
         raw["profile"] = dut.layer_profile()
+    raw["firmware_build"] = dut.build
     if job.batch:
         # timeout_s bounds the wait for each output, not the whole dataset.
         start = time.monotonic()

@@ -4,12 +4,14 @@ Lifecycle of one run: pick the target's first flasher that is usable here
 (``[chip] flashers``: pyOCD, OpenOCD, st-flash, esptool), flash the image
 (the flasher resets the chip), open the port, find the firmware's prompt
 (``name%``: the boot lines may have gone by before the port opened), ask
-which counter it times with (``th-info%``), then the same DUT conversation
+which counter it times with and which build it is (``th-info%``: a board
+still running an earlier image is refused), then the same DUT conversation
 as every runner (:func:`harness.runners.base.drive`).
 
 The port is any pyserial URL: ``/dev/ttyACM0``, ``COM3``, ``socket://host:port``,
 ``rfc2217://host:port`` (a board on another host, e.g. behind
-``ser2net``/``esp_rfc2217_server``). The image is the descriptor's chip build
+``ser2net``/``esp_rfc2217_server``), opened by :func:`harness.transport.open_url`
+so that nothing the board sends after the connection is thrown away. The image is the descriptor's chip build
 with the core's cycle counter (``-DTH_COUNTER_CYCLES``, DWT CYCCNT on
 Cortex-M) and the board family's clock setup; its counts are ``cycles``, a
 hardware count. A firmware that reports a board timer instead (a core
@@ -28,11 +30,12 @@ from typing import Callable
 
 import serial
 
-from harness.dut import Dut, parse_values
+from harness.dut import Dut, firmware_build_id, parse_values
 from harness.errors import DutProtocolError, TinyhilError
 from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.runners.flashers import Flasher, FlashError, load, select
 from harness.targets import TargetDescriptor
+from harness.transport import open_url
 
 OpenPort = Callable[..., serial.SerialBase]
 
@@ -47,14 +50,14 @@ class BoardRunner:
     build_variant = "board"  # harness.build.variant_target: chip build + cycle counter + clocks
 
     def __init__(self, port: str, flasher: str | Flasher | None = None, baudrate: int = 115200,
-                 open_port: OpenPort = serial.serial_for_url, sync_timeout_s: float = SYNC_TIMEOUT_S) -> None:
+                 open_port: OpenPort = open_url, sync_timeout_s: float = SYNC_TIMEOUT_S) -> None:
         """
         Args:
             port: a pyserial URL or device name.
             flasher: a flasher module name forcing that flasher, or an object with
                 ``available``/``flash`` (tests pass a fake); default: the target's list.
             baudrate: the firmware's UART rate (115200 in every board family).
-            open_port: opens the port (pyserial's ``serial_for_url``).
+            open_port: opens the port (:func:`harness.transport.open_url`).
             sync_timeout_s: how long a freshly reset board may take to answer.
         """
         self.port = port
@@ -89,7 +92,7 @@ class BoardRunner:
         dut = Dut(port, timeout_s=max(1.0, deadline - time.monotonic()))
         try:
             dut.sync(min(self.sync_timeout_s, max(1.0, deadline - time.monotonic())))
-            counter, hz = self._counter(dut)
+            counter, hz = self._counter(dut, firmware_build_id(elf))
             raw = drive(dut, job, max(1.0, deadline - time.monotonic()), booted=True)
             return RunRecord(runner=self.name, target=target.name, elf=elf, counter=counter,
                              units_per_tick=1, timer_hz=hz if counter == "timer" else 0,
@@ -104,12 +107,17 @@ class BoardRunner:
             port.close()
 
     @staticmethod
-    def _counter(dut: Dut) -> tuple[str, int]:
-        """("cycles" | "timer", ticks per second) from the firmware's ``th-info%``."""
+    def _counter(dut: Dut, expect_build: str | None = None) -> tuple[str, int]:
+        """("cycles" | "timer", ticks per second) from the firmware's ``th-info%``,
+        which must name ``expect_build`` when given (the image just flashed)."""
         values = parse_values(dut.command("th-info"))
         kind, hz = values.get("th-counter"), values.get("th-counter-hz", "")
         if kind not in ("cycles", "timer") or not hz.isdigit() or int(hz) == 0:
             raise DutProtocolError(f"'th-info%' reply does not name the counter: {values}")
+        dut.build = values.get("th-build", "")
+        if expect_build is not None and dut.build != expect_build:
+            raise DutProtocolError(f"the board runs build {dut.build or '(none)'}, not the image flashed "
+                                   f"(build {expect_build}): did the flash or the reset fail?")
         return kind, int(hz)
 
 

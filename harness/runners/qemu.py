@@ -1,40 +1,44 @@
-"""QEMU runner: deterministic instruction counts on emulated Cortex-M boards.
+"""QEMU runner: deterministic instruction counts on emulated Cortex-M and RISC-V boards.
 
 QEMU runs with ``-icount shift=0`` (one guest instruction = 1 ns of virtual
 time, so a board timer's ticks convert exactly to instructions and repeat run
-to run). The UART is a TCP server that waits for us (``server=on,wait=on``),
-so no early output is lost, and the DUT protocol runs over pyserial's
-``socket://`` URL. A firmware that hangs or crashes is killed at the deadline
-and becomes a failed record, never a number.
+to run). The UART is a Unix socket server in a directory only this run can
+write to (``server=on,wait=on``): QEMU holds the guest until we connect, no
+other process can take or squat the address, and nothing is shared between
+two runs on one host. The client end is a :class:`harness.transport.StreamPort`,
+which keeps every byte the guest sends after the connection (pyserial's
+``socket://`` handler throws away what arrived before ``open()`` returned: the
+start of the boot banner on a busy host). The session then starts only after
+the firmware's complete boot banner, with the build id of the ELF we started
+(:func:`harness.dut.firmware_build_id`). A firmware that hangs or crashes is
+killed at the deadline and becomes a failed record, never a number.
 """
 
 from __future__ import annotations
 
-import socket
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import serial
 
-from harness.dut import Dut
+from harness.dut import Dut, firmware_build_id
 from harness.errors import RunnerError, TinyhilError
 from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.targets import TargetDescriptor
-
-# Retries when the free port we picked is taken before QEMU binds it.
-_PORT_ATTEMPTS = 5
+from harness.transport import StreamPort, connect_unix
 
 
-def free_port() -> int:
-    """A TCP port free right now; QEMU may still lose a race for it (we retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, port: int, icount: bool = True) -> list[str]:
-    """The QEMU command line; ``icount=False`` only for runs that count nothing (accuracy)."""
+def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | int, icount: bool = True,
+                 extra: Sequence[str] = ()) -> list[str]:
+    """The QEMU command line, its UART a server that holds the guest until a client
+    connects: a Unix socket at ``uart`` (a path; what the runner uses), or TCP
+    port ``uart`` on 127.0.0.1 (a number: QEMU standing in for a board at
+    ``socket://``, in tests). ``icount=False`` only for runs that count nothing
+    (accuracy); ``extra`` goes before ``-kernel`` (e.g. a TCG plugin)."""
     if target.qemu is None:
         raise RunnerError(f"target {target.name} has no [qemu] section: it cannot run under QEMU")
     # RISC-V virt would otherwise boot OpenSBI first; the firmware is the whole machine.
@@ -47,16 +51,70 @@ def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, port: int, icou
         "-semihosting-config", "enable=on,target=native",
         # nodelay: without it Nagle holds each reply's tail until the client's
         # delayed ACK (~40 ms a command).
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+        "-serial", (f"tcp:127.0.0.1:{uart},server=on,wait=on,nodelay=on" if isinstance(uart, int)
+                    else f"unix:{uart},server=on,wait=on"),
+        *extra,
         "-kernel", str(elf),
     ]
 
 
-def _no_delay(uart: serial.SerialBase) -> None:
-    """TCP_NODELAY on our end too: a streamed input (th-batch) goes out at once."""
-    sock = getattr(uart, "_socket", None)  # pyserial's socket:// keeps it there
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def private_dir() -> Path:
+    """A fresh directory only this user can enter (mode 0700), short enough for a
+    Unix socket path (108 bytes): under $TMPDIR, else /tmp."""
+    base = tempfile.gettempdir()
+    if len(base) > 60:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="tinyhil-", dir=base))
+
+
+class QemuSession:
+    """One QEMU process and the connection to its UART; the caller closes it.
+
+    ``port`` is connected before the guest runs its first instruction (wait=on),
+    so the whole boot banner is there to read.
+    """
+
+    def __init__(self, cmd_for: Callable[[Path], list[str]], machine: str, deadline: float) -> None:
+        self.dir = private_dir()
+        self.uart = self.dir / "uart.sock"
+        cmd = cmd_for(self.uart)
+        self.stderr_path = self.dir / "qemu.stderr"
+        with self.stderr_path.open("wb") as err:
+            # stderr to a file: a chatty QEMU cannot block on a full pipe.
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        self.port: StreamPort | None = None
+        try:
+            self.port = self._connect(machine, deadline)
+        except BaseException:
+            self.close()
+            raise
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _connect(self, machine: str, deadline: float) -> StreamPort:
+        while True:
+            if self.proc.poll() is not None:
+                last = self.stderr().strip()
+                reason = last.splitlines()[-1] if last else f"exit status {self.proc.returncode}, no message"
+                raise RunnerError(f"QEMU ({machine}) failed to start: {reason}")
+            try:
+                return connect_unix(self.uart)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RunnerError(f"QEMU ({machine}) did not open its UART socket in time") from None
+                time.sleep(0.02)
+
+    def close(self) -> None:
+        if self.port is not None:
+            self.port.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class QemuRunner:
@@ -80,47 +138,30 @@ class QemuRunner:
             self._qemu[system] = str(find_qemu(qemu_system=system))
         return self._qemu[system]
 
-    def _start(self, elf: Path, target: TargetDescriptor, deadline: float,
-               icount: bool = True) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
-        """Start QEMU and connect to its UART; the first connection is the real one
-        (in wait mode QEMU holds the guest until it, so no output is lost)."""
-        last = ""
-        for _ in range(_PORT_ATTEMPTS):
-            port = free_port()
-            proc = subprocess.Popen(qemu_command(self._qemu_path(target), elf, target, port, icount),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    uart = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.2)
-                    _no_delay(uart)
-                    return proc, uart
-                except serial.SerialException:
-                    time.sleep(0.05)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                raise RunnerError(f"QEMU did not open its UART socket on port {port} in time")
-            last = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
-            if "Address already in use" not in last:
-                break
+    def start(self, elf: Path, target: TargetDescriptor, deadline: float, icount: bool = True,
+              extra: Sequence[str] = ()) -> QemuSession:
+        """QEMU on ``elf`` with its UART connected (the guest starts when we connect)."""
+        qemu = self._qemu_path(target)
         machine = target.qemu.machine if target.qemu else "?"
-        reason = last.strip().splitlines()[-1] if last.strip() else "no message"
-        raise RunnerError(f"QEMU ({machine}) failed to start: {reason}")
+        return QemuSession(lambda uart: qemu_command(qemu, elf, target, uart, icount, extra), machine, deadline)
 
     def run(self, elf: Path, target: TargetDescriptor, job: RunJob, timeout_s: float = 120.0) -> RunRecord:
         start = time.monotonic()
         deadline = start + timeout_s
         try:
+            # What the firmware must say it is before the session starts.
+            expect = firmware_build_id(elf)
             # A run that measures nothing (an accuracy batch) runs without -icount:
             # outputs do not depend on timing, and icount costs ~25% speed and each
             # UART interrupt a full exit of the CPU loop.
-            proc, port = self._start(elf, target, deadline, icount=job.measure or job.profile)
+            session = self.start(elf, target, deadline, icount=job.measure or job.profile)
         except TinyhilError as e:
             return failed(self.name, target, elf, e)
         dut: Dut | None = None
         try:
-            dut = Dut(port, timeout_s=max(1.0, deadline - time.monotonic()))
-            raw = drive(dut, job, max(1.0, deadline - time.monotonic()))
+            assert session.port is not None
+            dut = Dut(session.port, timeout_s=max(1.0, deadline - time.monotonic()))
+            raw = drive(dut, job, max(1.0, deadline - time.monotonic()), expect_build=expect)
             assert target.qemu is not None
             return RunRecord(runner=self.name, target=target.name, elf=elf,
                              counter="instructions" if job.measure or job.profile else "",
@@ -128,14 +169,8 @@ class QemuRunner:
                              wall_s=time.monotonic() - start, transcript=tuple(dut.transcript),
                              **raw)  # type: ignore[arg-type]
         except (TinyhilError, serial.SerialException, OSError) as e:
-            crashed = proc.poll()
+            crashed = session.proc.poll()
             why = str(e) if crashed is None else f"QEMU exited with status {crashed}: {e}"
             return failed(self.name, target, elf, why, dut.transcript if dut else ())
         finally:
-            port.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
+            session.close()

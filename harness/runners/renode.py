@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -31,11 +32,20 @@ from typing import Any, Callable, Protocol
 
 import serial
 
-from harness.dut import Dut
+from harness.dut import Dut, firmware_build_id
 from harness.errors import RunnerError, TinyhilError, ToolMissingError
 from harness.runners.base import RunJob, RunRecord, drive, failed
-from harness.runners.qemu import free_port
 from harness.targets import TargetDescriptor
+from harness.transport import open_url
+
+
+def free_port() -> int:
+    """A TCP port free right now, for Renode's socket terminal (Renode takes no port 0).
+    Another process may take it first; the boot banner's build id then refuses
+    the session rather than talk to someone else's firmware."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 TERMINAL = "th_uart"
 MARK, SINCE = "th_time_mark", "th_time_since_mark"
@@ -197,7 +207,7 @@ class RenodeRunner:
             try:
                 port = self._connect(uart_port, backend, deadline)
                 dut = Dut(port, timeout_s=max(1.0, deadline - time.monotonic()))
-                raw = drive(dut, job, max(1.0, deadline - time.monotonic()))
+                raw = drive(dut, job, max(1.0, deadline - time.monotonic()), expect_build=firmware_build_id(elf))
                 counts = self._counts(log, job.runs, deadline)
                 return RunRecord(runner=self.name, target=target.name, elf=elf, counter="instructions",
                                  **{**raw, "ticks": sum(counts), "runs": len(counts)},  # type: ignore[arg-type]
@@ -217,7 +227,7 @@ class RenodeRunner:
             if not backend.alive():
                 raise RunnerError("Renode exited before opening the UART socket")
             try:
-                return serial.serial_for_url(f"socket://127.0.0.1:{uart_port}", timeout=0.2)
+                return open_url(f"socket://127.0.0.1:{uart_port}", timeout=0.2)
             except serial.SerialException:
                 time.sleep(0.1)
         raise RunnerError(f"Renode did not open its UART socket on port {uart_port} in time")

@@ -23,6 +23,8 @@ from types import TracebackType
 import serial
 import serial.rfc2217
 
+from harness.transport import open_url
+
 
 class _Connection:
     """The TCP side as PortManager wants it (``write``), safe from two threads."""
@@ -85,7 +87,7 @@ class Rfc2217Bridge:
                 client.close()
 
     def _bridge(self, client: socket.socket) -> None:
-        ser = serial.serial_for_url(self.serial_url, timeout=0.1)
+        ser = open_url(self.serial_url, timeout=0.1)
         conn = _Connection(client)
         manager = serial.rfc2217.PortManager(ser, conn)
         done = threading.Event()

@@ -280,7 +280,14 @@ def profile_case(model: Model, target: TargetDescriptor, runner: Runner, sample:
         return f"profile run: {record.error or 'no profile in the reply'}"
     prof = record.profile
     overhead = round(prof.pair_ticks * record.units_per_tick / prof.pairs) if prof.pairs else 0
-    return layer_rows(layer_ops(model), prof.layers, record.units_per_tick), overhead
+    rows = layer_rows(layer_ops(model), prof.layers, record.units_per_tick)
+    est = record.layer_est_cycles
+    if est is not None and len(est) == len(rows):
+        # The timing model's cycles over the same span as each layer's timer count.
+        for row, cycles in zip(rows, est):
+            row["est_cycles"] = cycles
+            row["macs_per_est_cycle"] = (row["macs"] / cycles) if row["macs"] and cycles else None
+    return rows, overhead
 
 
 # --------------------------------------------------------------------------- one case
@@ -354,7 +361,11 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
         proxy=target.qemu.proxy if (target.qemu and runner.name == "qemu") else "",
         instructions=m.instructions if ok else None, cycles=m.cycles if ok else None,
         est_cycles=m.est_cycles if ok else None, latency_ms=m.latency_ms if ok else None,
-        latency_source=m.latency_source, cpi=target.cost.cpi, cpi_source=target.cost.source,
+        latency_source=m.latency_source,
+        cpi=round(m.est_cycles / m.instructions, 3) if ok and m.est_cycles and m.instructions else None,
+        cpi_source=(f"{record.cycle_model}; memory: {target.cycle_model.source}" if record.cycle_model
+                    else target.cycle_model.unsupported),
+        cycle_model=record.cycle_model, cycle_breakdown=record.cycle_breakdown if ok else None,
         energy_uj=m.energy_uj if ok else None, power_mw=target.power.active_mw,
         power_source=m.power_source,
         flash_bytes=m.flash_bytes, flash_code_bytes=m.flash_code_bytes,

@@ -84,9 +84,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                                  "latency = cycles / clock (a timer's time on cores without one)"
                                                  if args.runner == "board" else
                                                  "instructions = Renode's ExecutedInstructions per inference") + "[/]")
-    console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; "
-                  "est. latency = est_cycles (instructions x the target's CPI) / clock; "
-                  "energy = est. latency x datasheet active power. Sources: the target descriptors.[/]")
+    console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; est. cycles: "
+                  "the timing model (tinyhil-cycles: the core's timing table and the target's flash wait "
+                  "states and caches, run on the same instructions; docs/cycle-model.md); est. latency = "
+                  "est. cycles / clock; energy = est. latency x datasheet active power. Sources: the target "
+                  "descriptors.[/]")
     console.print(f"rows written to {out}" + (f" and {args.csv}" if args.csv else ""))
     failed = [r for r in rows if r.status != "ok"]
     for r in failed:
@@ -127,7 +129,9 @@ def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile
         console.print("[dim]per layer: the firmware's own timer stamps around each kernel call (a profiling "
                       "build). Each layer's count includes one BEGIN/END pair of timer reads (the overhead "
                       "above); the layers sum to the whole inference plus that overhead per layer, within "
-                      "two timer ticks (each tick is the target descriptor's instructions_per_tick under QEMU).[/]")
+                      "two timer ticks (each tick is the target descriptor's instructions_per_tick under QEMU). "
+                      "est. cycles per layer: the timing model over the same span (from one layer's BEGIN "
+                      "stamp call to the next).[/]")
     skipped = sorted({r.engine for r in rows if profile and r.engine != "builtin"})
     if skipped:
         console.print(f"[yellow]note:[/] no per-layer profile for the {', '.join(skipped)} engine: "
@@ -162,15 +166,25 @@ def layers_table(row: Any) -> Table:
     total = sum(layer["count"] for layer in row.layers) or 1
     table = Table(title=f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
                         f"{row.profile_overhead} per layer)")
-    for c in ("#", "op", "output shape", "MACs", unit, f"MACs/{unit[:-1]}", "% of total"):
+    est = all("est_cycles" in layer for layer in row.layers)
+    est_total = sum(layer.get("est_cycles", 0) for layer in row.layers) or 1
+    cols = ["#", "op", "output shape", "MACs", unit, f"MACs/{unit[:-1]}"]
+    cols += ["est. cycles", "MACs/est. cycle", "% of est. cycles"] if est else ["% of total"]
+    for c in cols:
         table.add_column(c, justify="left" if c in ("op", "output shape") else "right")
     for layer in row.layers:
         mpc = layer["macs_per_count"]
-        table.add_row(str(layer["index"]), layer["op"], "x".join(str(d) for d in layer["output_shape"]),
-                      f"{layer['macs']:,}", f"{layer['count']:,}", f"{mpc:.3f}" if mpc is not None else "-",
-                      f"{100 * layer['count'] / total:.1f}")
-    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}", "", "100.0",
-                  style="bold")
+        cells = [str(layer["index"]), layer["op"], "x".join(str(d) for d in layer["output_shape"]),
+                 f"{layer['macs']:,}", f"{layer['count']:,}", f"{mpc:.3f}" if mpc is not None else "-"]
+        if est:
+            mpe = layer.get("macs_per_est_cycle")
+            cells += [f"{layer['est_cycles']:,}", f"{mpe:.3f}" if mpe is not None else "-",
+                      f"{100 * layer['est_cycles'] / est_total:.1f}"]
+        else:
+            cells.append(f"{100 * layer['count'] / total:.1f}")
+        table.add_row(*cells)
+    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}", "",
+                  *((f"{est_total:,}", "", "100.0") if est else ("100.0",)), style="bold")
     return table
 
 
@@ -180,7 +194,8 @@ def bench_table(rows: list[Any]) -> Table:
     labels = list(dict.fromkeys(engine_label(r) for r in rows)) or ["builtin"]
     by_engine = labels != ["builtin"]  # an engine column unless every row is builtin's
     table = Table(title=f"tinyhil bench ({', '.join(labels)} engine{'s' if len(labels) > 1 else ''})")
-    cols = ("benchmark", "target", *(("engine",) if by_engine else ()), "instructions", "est. latency ms", "flash KiB (code+weights+other)",
+    cols = ("benchmark", "target", *(("engine",) if by_engine else ()), "instructions", "est. cycles",
+            "est. latency ms", "flash KiB (code+weights+other)",
             "RAM KiB (static+stack)", "energy uJ", "output", "status")
     for c in cols:
         table.add_column(c, justify="left" if c in ("benchmark", "target", "engine", "status") else "right")
@@ -195,7 +210,8 @@ def bench_table(rows: list[Any]) -> Table:
             # A board's row has cycles (DWT) or only a timer latency, never instructions.
             f"{r.instructions:,}" if ok and r.instructions is not None
             else f"{r.cycles:,} cycles" if ok and r.cycles is not None else "-",
-            f"{r.latency_ms:.2f}" if ok else "-",
+            f"{r.est_cycles:,}" if ok and r.est_cycles is not None else "-",
+            f"{r.latency_ms:.2f}" if ok and r.latency_ms is not None else "-",
             flash, ram,
             f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-",
             "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
@@ -273,7 +289,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print("[dim]accuracy: on target over the dataset (firmware), host = TFLM's interpreter on the same "
                   "inputs; '=' when every firmware output equals the host's. Deltas against int8 (accuracy: "
                   "points for top1; anomaly_score_mean is the mean reconstruction error, lower is better). "
-                  "instructions: QEMU -icount; est. latency and energy from the target's CPI and power.[/]")
+                  "instructions: QEMU -icount; est. latency and energy from the timing model's est. cycles and the "
+                  "target's power.[/]")
     console.print(f"rows written to {out}")
     for r in rows:
         if r.status != "ok":
@@ -428,8 +445,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
                   f"arena_used_bytes() and flash <= {perf.RATIO_GOAL} x TFLM firmware's (the smaller of "
                   "the reference and CMSIS-NN figures); est. "
                   f"cycles/MAC <= {perf.CYCLES_PER_MAC_GOAL} on {perf.CYCLES_PER_MAC_TARGET} for "
-                  f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (instructions x "
-                  "the target's CPI) / the model's MACs. '-' = not measured.[/]")
+                  f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (the timing "
+                  "model) / the model's MACs. '-' = not measured.[/]")
     met = perf.goals_met(lines)
     console.print("all goals met" if met else "[yellow]goals not all met[/]")
     return rc
@@ -494,6 +511,44 @@ def cmd_stress(args: argparse.Namespace) -> int:
             console.print(f"[red]{escape(t.case.model)} on {escape(t.case.target)}[/]: {escape(why)}")
     console.print(f"{report.benches} benches, {report.failed} failed")
     return 1 if report.failed else 0
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    """Any bare-metal ELF under QEMU with the timing model: per function and in total."""
+    import json
+
+    from harness.cycles import load_target_model
+    from harness.cycles.run import run_cycles
+    from harness.targets import find_target
+
+    target = find_target(args.target)
+    if target.cycle_model.unsupported:
+        raise UserInputError(f"target {target.name} has no cycle model: {target.cycle_model.unsupported}")
+    if not (args.timeout > 0):
+        raise UserInputError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    table = load_target_model(target)
+    # With --json the program's own output goes to stderr, the object alone to stdout.
+    result = run_cycles(Path(args.elf), target, table, target.cycle_model.memory, args.function or (),
+                        args.until, args.timeout, passthrough=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    table_out = Table(title=f"{Path(args.elf).name} on {target.name}: est. cycles from {result.cycle_model}")
+    for col in ("function", "calls", "instructions / call", "est. cycles / call", "est. CPI"):
+        table_out.add_column(col, justify="left" if col == "function" else "right")
+    for f in result.functions:
+        cpi = f"{f.est_cycles_per_call / f.instructions_per_call:.3f}" if f.instructions_per_call else "-"
+        table_out.add_row(escape(f.name), f"{f.calls:,}", f"{f.instructions_per_call:,.0f}",
+                          f"{f.est_cycles_per_call:,.0f}", cpi)
+    t = result.total
+    table_out.add_row("[bold]whole run[/]", "", f"{t.instructions:,}", f"{t.cycles:,}",
+                      f"{t.cycles / t.instructions:.3f}" if t.instructions else "-")
+    console.print(table_out)
+    console.print(f"whole run: issue {t.base:,} + taken branches {t.branch:,} + fetch stalls {t.fetch:,} + "
+                  f"data stalls {t.data:,} est. cycles (dual issue saved {result.report.dual_saved:,}); "
+                  f"instructions from QEMU -icount, est. cycles from the timing model "
+                  f"(docs/cycle-model.md)", highlight=False)
+    return 0
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
@@ -705,6 +760,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read these result rows instead of running the bench")
     perf.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
     perf.set_defaults(func=cmd_perf)
+
+    cycles = sub.add_parser("cycles", help="run a bare-metal ELF under QEMU with the timing model: est. "
+                                           "cycles per function and in total")
+    cycles.add_argument("elf", metavar="ELF", help="an ELF built for the target's QEMU machine")
+    cycles.add_argument("--target", required=True, help="target name (its QEMU machine and cycle model)")
+    cycles.add_argument("--function", action="append", default=[], metavar="SYMBOL",
+                        help="report this function per call, inclusive of its callees; repeatable")
+    cycles.add_argument("--until", metavar="SYMBOL", help="end the run when this function is entered")
+    cycles.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    cycles.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    cycles.set_defaults(func=cmd_cycles)
 
     stress = sub.add_parser("stress", help="benches at once on a loaded host: every count must equal the idle run's")
     stress.add_argument("--target", action="append", default=[], help="repeatable (default cortex-m4)")

@@ -106,7 +106,7 @@ class Metrics:
 
     instructions: int | None  # per inference, from an emulator
     cycles: int | None  # per inference, from a hardware counter
-    est_cycles: int | None  # instructions x CPI (cost model)
+    est_cycles: int | None  # from the timing model (harness/cycles), beside the instructions
     latency_ms: float | None
     latency_source: str  # "cycles", "est_cycles" or "timer" (a board timer)
     energy_uj: float | None
@@ -127,7 +127,8 @@ def compute_metrics(record: RunRecord, sizes: ElfSizes, target: TargetDescriptor
     count = record.count_per_inference if record.ok else None
     instructions = count if record.counter == "instructions" else None
     cycles = count if record.counter == "cycles" else None
-    est = round(instructions * target.cost.cpi) if instructions is not None else None
+    # The timing model's estimate; never instructions dressed up as cycles.
+    est = record.est_cycles if record.ok and record.counter == "instructions" else None
     basis, source = (cycles, "cycles") if cycles is not None else (est, "est_cycles")
     latency = basis / target.clock_hz * 1e3 if basis is not None else None
     if record.counter == "timer" and record.timer_hz and count is not None:

@@ -43,8 +43,8 @@ class ResultRow:
     est_cycles: int | None
     latency_ms: float | None
     latency_source: str
-    cpi: float | None
-    cpi_source: str
+    cpi: float | None  # est_cycles / instructions: the timing model's effective cycles per instruction
+    cpi_source: str  # the timing model and the memory system it assumed
     energy_uj: float | None
     power_mw: float | None
     power_source: str
@@ -81,6 +81,11 @@ class ResultRow:
     # The build id the firmware named in its boot banner (the build's cache key,
     # checked against the ELF that was started before the session began).
     firmware_build: str = ""
+    # The timing model (harness/cycles): its name and version, and where the
+    # est_cycles of one inference went (issue, branch, fetch_stall, data_stall, and
+    # the plugin's own instruction count of the same calls).
+    cycle_model: str = ""
+    cycle_breakdown: dict[str, int] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=False)

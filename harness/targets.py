@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.cycles import CycleModelError, MemorySystem, parse_memory_system
 from harness.errors import UserInputError
 
 if sys.version_info >= (3, 11):
@@ -129,11 +130,15 @@ class Power:
 
 
 @dataclass(frozen=True)
-class CostModel:
-    """est_cycles = instructions x cpi; the factor and its source."""
+class CycleModelSpec:
+    """The timing model of a target (``[cycle_model]``): the core's timing table
+    (harness/cycles/cores/<table>.toml) and the memory system in the QEMU build's
+    address map; ``unsupported`` says why a target has none."""
 
-    cpi: float
+    table: str
+    memory: MemorySystem
     source: str
+    unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ class TargetDescriptor:
     flash: MemoryRegion
     ram: MemoryRegion
     power: Power
-    cost: CostModel
+    cycle_model: CycleModelSpec
     qemu: QemuHost | None
     chip: ChipBuild | None = None
     renode: RenodeHost | None = None
@@ -291,10 +296,19 @@ def load_target(path: str | Path) -> TargetDescriptor:
     power = Power(active_mw, power_t.get("source", str))
     power_t.done()
 
-    cost_t = f.sub("cost_model")
-    assert cost_t is not None
-    cost = CostModel(cost_t.positive("cpi", float), cost_t.get("source", str))
-    cost_t.done()
+    cm_t = f.sub("cycle_model")
+    assert cm_t is not None
+    if "unsupported" in cm_t.table:
+        cycle_model = CycleModelSpec("", MemorySystem(()), "", cm_t.get("unsupported", str))
+    else:
+        try:
+            memory_system = parse_memory_system(cm_t.table, str(p))
+        except CycleModelError as e:
+            raise DescriptorError(str(e)) from e
+        cycle_model = CycleModelSpec(cm_t.get("core", str, core), memory_system, cm_t.get("source", str))
+        for key in ("regions", "caches"):
+            cm_t.get(key, list if key == "regions" else dict, None)
+    cm_t.done()
 
     unsupported: list[tuple[str, str]] = []
 
@@ -351,7 +365,7 @@ def load_target(path: str | Path) -> TargetDescriptor:
     target = TargetDescriptor(
         name=name, path=p, description=f.get("description", str, ""), core=core,
         clock_hz=clock_hz, board_family=family, board_defines=defines,
-        flash=flash, ram=ram, power=power, cost=cost, qemu=qemu, chip=chip, renode=renode,
+        flash=flash, ram=ram, power=power, cycle_model=cycle_model, qemu=qemu, chip=chip, renode=renode,
         unsupported=tuple(unsupported),
     )
     f.done()

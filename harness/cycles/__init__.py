@@ -202,12 +202,22 @@ def parse_memory_system(table: dict[str, Any], where: str) -> MemorySystem:
                             str(r.get("dcache", "")))
         except (KeyError, TypeError, ValueError) as e:
             raise CycleModelError(f"{where}: cycle_model.regions[{i}] needs name, origin, size_kb: {e}") from e
-        for cache in (region.icache, region.dcache):
-            if cache and cache not in names:
-                raise CycleModelError(f"{where}: cycle_model.regions[{i}] names cache {cache!r}, "
+        for cache_name in (region.icache, region.dcache):
+            if cache_name and cache_name not in names:
+                raise CycleModelError(f"{where}: cycle_model.regions[{i}] names cache {cache_name!r}, "
                                       f"not in cycle_model.caches ({', '.join(sorted(names)) or 'none'})")
         regions.append(region)
     return MemorySystem(tuple(regions), tuple(caches), str(table.get("source", "")))
+
+
+def load_target_model(target: Any) -> CoreTable:
+    """The timing table a target's ``[cycle_model]`` names, with the target's calibration
+    override applied when one is stored (``tinyhil calibrate``)."""
+    table = load_core_table(target.cycle_model.table)
+    from harness.cycles.calibrate import load_override
+
+    costs = load_override(target.name, table)
+    return table.with_costs(costs) if costs else table
 
 
 # --------------------------------------------------------------------------- the plugin
@@ -269,8 +279,8 @@ def plugin_config(table: CoreTable, memory: MemorySystem, out: Path, watches: Se
         lines += [f"insn {m} {i}" for m in c.mnemonics]
     lines += [f"pair {gid[a]} {gid[b]}" for a, b in table.pairs]
     cid = {c.name: i for i, c in enumerate(memory.caches)}
-    for c in memory.caches:
-        lines.append(f"cache {c.size} {c.line} {c.ways} {c.miss_cycles} {int(c.prefetch)}")
+    for cache in memory.caches:
+        lines.append(f"cache {cache.size} {cache.line} {cache.ways} {cache.miss_cycles} {int(cache.prefetch)}")
     for r in memory.regions:
         lines.append(f"region {r.origin:x} {r.origin + r.size:x} {r.read_ws} {r.write_ws} {r.fetch_ws} "
                      f"{cid.get(r.icache, -1)} {cid.get(r.dcache, -1)} {r.name}")

@@ -81,7 +81,7 @@ def latency_text(row: dict[str, Any]) -> str:
 
 
 def latency_basis(row: dict[str, Any]) -> str:
-    """"est." for est_cycles (instructions x CPI), "" for a hardware cycle count."""
+    """"est." for est_cycles (the timing model), "" for a hardware cycle count."""
     return "est." if ok(row) and row.get("latency_source") != "cycles" else ""
 
 
@@ -163,14 +163,15 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         out.append(text)
     if any(ok(r) and r.get("latency_source") != "cycles" for r in rows):
         out.append("instructions: retired instructions per inference from the emulator (QEMU -icount shift=0), "
-                   "not cycles; est. latency = est_cycles (instructions x the target's CPI) / clock")
+                   "not cycles; est. cycles: " + "est_cycles from the timing model (tinyhil-cycles: the core's timing table + the target's memory system under QEMU; docs/cycle-model.md)" + "; est. latency = est. cycles / clock")
     if any(ok(r) and r.get("latency_source") == "cycles" for r in rows):
         out.append("cycles: a hardware cycle counter; latency = cycles / clock")
     if ok_rows := [r for r in rows if ok(r)]:
         if all(output_text(r) == "= reference" for r in ok_rows):
             out.append("output: every ok row's firmware output equals the reference interpreter's for the same "
                        "fixed input (a difference fails the row)")
-    for text in sorted({f"CPI on {r['target']}: {r['cpi_source']}" for r in rows if ok(r) and r.get("cpi_source")}):
+    for text in sorted({f"cycle model on {r['target']}: {r['cpi_source']}" for r in rows
+                        if ok(r) and r.get("cpi_source")}):
         out.append(text)
     for text in sorted({f"power on {r['target']}: {r['power_mw']:g} mW, {r['power_source']}"
                         for r in rows if ok(r) and r.get("power_source") and number(r, "power_mw") is not None}):
@@ -209,6 +210,8 @@ def table_columns(rows: list[dict[str, Any]]) -> list[Column]:
         cols.append(Column("recipe", lambda r: str(r.get("recipe") or "none"), False))
     if any(number(r, "instructions") is not None for r in rows) or not ok_rows:
         cols.append(Column("instructions", lambda r: int_text(r, "instructions")))
+    if any(number(r, "est_cycles") is not None for r in rows):
+        cols.append(Column("est.\ncycles", lambda r: int_text(r, "est_cycles")))
     if any(number(r, "cycles") is not None for r in rows):
         cols.append(Column("cycles", lambda r: int_text(r, "cycles")))
     cols += [Column(latency_header, latency),

@@ -111,7 +111,8 @@ def _latency(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
         panels.append(svg.hbars(bench, bars, "ms", width=600))
     sources = {r.get("latency_source") for r in rows if cells.ok(r)}
     sub = ("Per inference, each model on its own scale. "
-           + ("est. = est_cycles (emulator instructions × the target's CPI) / clock, not a measured time. "
+           + ("est. = est_cycles (the timing model run on the emulator's instructions: the core's timing table, "
+              "flash wait states and caches; docs/cycle-model.md) / clock, not a measured time. "
               if "est_cycles" in sources else "")
            + ("Without est.: a hardware cycle counter / clock." if "cycles" in sources else ""))
     return _section("Latency per model and target", esc(sub), f'<div class="grid">{"".join(panels)}</div>')

@@ -53,6 +53,12 @@ class RunRecord:
     batch_s: float = 0.0  # wall time of the batch
     error: str = ""
     firmware_build: str = ""  # the build id the firmware named (boot banner / th-info%)
+    # The timing model's figures (QEMU with the cycle plugin): per inference, averaged
+    # over the timed runs; what the model is; where the cycles went; per profiled layer.
+    est_cycles: int | None = None
+    cycle_model: str = ""
+    cycle_breakdown: dict[str, int] | None = field(default=None, compare=False)
+    layer_est_cycles: tuple[int, ...] | None = None
     transcript: tuple[str, ...] = field(default=(), repr=False)
 
     @property

@@ -122,7 +122,8 @@ class QemuRunner:
 
     name = "qemu"
 
-    def __init__(self, qemu: str | None = None) -> None:
+    def __init__(self, qemu: str | None = None, cycle_model: bool = True) -> None:
+        self.cycle_model = cycle_model  # run measured sessions with the timing model's plugin
         # An explicit binary serves the targets of its own system (its name
         # ends in qemu-system-<system>); the others are looked up (and installed).
         self._qemu: dict[str, str] = {}
@@ -145,17 +146,41 @@ class QemuRunner:
         machine = target.qemu.machine if target.qemu else "?"
         return QemuSession(lambda uart: qemu_command(qemu, elf, target, uart, icount, extra), machine, deadline)
 
+    def _plugin(self, elf: Path, target: TargetDescriptor, job: RunJob, work: Path) -> tuple[list[str], Path, str]:
+        """QEMU arguments that load the timing model for a measured session, its report
+        file and the model's label; nothing when the target has no model."""
+        from harness.cycles import load_target_model, model_label, plugin_config, plugin_path, resolve_symbols
+
+        spec = target.cycle_model
+        if not self.cycle_model or not (job.measure or job.profile) or spec.unsupported or not spec.table:
+            return [], work / "none", ""
+        table = load_target_model(target)
+        watches = resolve_symbols(elf, ["tinyhil_invoke"])
+        marks = []
+        if job.profile:
+            from harness.cycles import elf_symbols, Watch
+
+            symbols = elf_symbols(elf)
+            marks = [Watch(n, symbols[n]) for n in ("th_profile_begin", "th_profile_end") if n in symbols]
+        report = work / "cycles.txt"
+        cfg = work / "cycles.cfg"
+        cfg.write_text(plugin_config(table, spec.memory, report, watches, marks))
+        return ["-plugin", f"{plugin_path()},cfg={cfg}"], report, model_label(table)
+
     def run(self, elf: Path, target: TargetDescriptor, job: RunJob, timeout_s: float = 120.0) -> RunRecord:
         start = time.monotonic()
         deadline = start + timeout_s
+        work = private_dir()
         try:
             # What the firmware must say it is before the session starts.
             expect = firmware_build_id(elf)
+            extra, report, label = self._plugin(elf, target, job, work)
             # A run that measures nothing (an accuracy batch) runs without -icount:
             # outputs do not depend on timing, and icount costs ~25% speed and each
             # UART interrupt a full exit of the CPU loop.
-            session = self.start(elf, target, deadline, icount=job.measure or job.profile)
+            session = self.start(elf, target, deadline, icount=job.measure or job.profile, extra=extra)
         except TinyhilError as e:
+            shutil.rmtree(work, ignore_errors=True)
             return failed(self.name, target, elf, e)
         dut: Dut | None = None
         try:
@@ -163,14 +188,55 @@ class QemuRunner:
             dut = Dut(session.port, timeout_s=max(1.0, deadline - time.monotonic()))
             raw = drive(dut, job, max(1.0, deadline - time.monotonic()), expect_build=expect)
             assert target.qemu is not None
-            return RunRecord(runner=self.name, target=target.name, elf=elf,
-                             counter="instructions" if job.measure or job.profile else "",
-                             units_per_tick=target.qemu.instructions_per_tick,
-                             wall_s=time.monotonic() - start, transcript=tuple(dut.transcript),
-                             **raw)  # type: ignore[arg-type]
+            record = RunRecord(runner=self.name, target=target.name, elf=elf,
+                               counter="instructions" if job.measure or job.profile else "",
+                               units_per_tick=target.qemu.instructions_per_tick,
+                               wall_s=time.monotonic() - start, transcript=tuple(dut.transcript),
+                               **raw)  # type: ignore[arg-type]
         except (TinyhilError, serial.SerialException, OSError) as e:
             crashed = session.proc.poll()
             why = str(e) if crashed is None else f"QEMU exited with status {crashed}: {e}"
-            return failed(self.name, target, elf, why, dut.transcript if dut else ())
-        finally:
             session.close()
+            shutil.rmtree(work, ignore_errors=True)
+            return failed(self.name, target, elf, why, dut.transcript if dut else ())
+        session.close()
+        try:
+            return with_cycle_report(record, report, label, job) if label else record
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def with_cycle_report(record: RunRecord, report: Path, label: str, job: RunJob) -> RunRecord:
+    """The record with the timing model's figures: the mean of the timed runs' calls of
+    tinyhil_invoke (the warm-up calls come first and are left out), and per layer of a
+    profiled inference the cycles from one th_profile_begin mark to the next."""
+    from dataclasses import replace
+
+    from harness.cycles import parse_report
+
+    try:
+        rep = parse_report(report.read_text())
+    except OSError:
+        return replace(record, error=f"the cycle model wrote no report ({report.name})")
+    calls = rep.calls.get("tinyhil_invoke", [])
+    fields: dict[str, object] = {"cycle_model": label}
+    if job.measure:
+        timed = calls[job.warmup:job.warmup + job.runs] if len(calls) >= job.warmup + job.runs else []
+        if not timed:
+            return replace(record, error=f"the cycle model saw {len(calls)} calls of tinyhil_invoke, "
+                                         f"expected {job.warmup + job.runs}")
+        fields["est_cycles"] = round(sum(c.cycles for c in timed) / len(timed))
+        fields["cycle_breakdown"] = {k: round(sum(c.as_dict()[k] for c in timed) / len(timed))
+                                     for k in timed[0].as_dict()} | {
+            "instructions": round(sum(c.instructions for c in timed) / len(timed))}
+    if job.profile and rep.marks:
+        begins = [m for m in rep.marks if m[0] == "th_profile_begin"]
+        ends = [m for m in rep.marks if m[0] == "th_profile_end"]
+        layers = record.profile.layers if record.profile else ()
+        n = len(layers)
+        if n and len(begins) >= n and ends:
+            # the inference's marks come first (th-profile's calibration pairs follow)
+            stamps = [b[2] for b in begins[:n]]
+            last_end = next((e[2] for e in ends if e[2] > stamps[-1]), stamps[-1])
+            fields["layer_est_cycles"] = tuple(b - a for a, b in zip(stamps, stamps[1:] + [last_end]))
+    return replace(record, **fields)  # type: ignore[arg-type]

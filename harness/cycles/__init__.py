@@ -270,6 +270,7 @@ def plugin_config(table: CoreTable, memory: MemorySystem, out: Path, watches: Se
         lines.append(f"param {key} {int(p.get(key, 0))}")
     lines.append(f"param load_pipelining {int(bool(p.get('load_pipelining', False)))}")
     lines.append(f"param dual_issue {int(bool(p.get('dual_issue', False)))}")
+    lines.append(f"param dual_issue_narrow {int(bool(p.get('dual_issue_narrow', False)))}")
     lines.append(f"param default_cycles {table.default_cycles}")
     groups = sorted({c.dual for c in table.classes if c.dual} | {g for pair in table.pairs for g in pair})
     gid = {g: i for i, g in enumerate(groups)}
@@ -318,6 +319,7 @@ class CycleReport:
     caches: list[tuple[int, int]] = field(default_factory=list)  # (accesses, misses)
     total: Breakdown | None = None
     dual_saved: int = 0
+    unknown: list[str] = field(default_factory=list)  # mnemonics no class lists (default_cycles)
     complete: bool = False  # the plugin's exit summary arrived
 
 
@@ -340,6 +342,8 @@ def parse_report(text: str) -> CycleReport:
             elif tag == "total" and len(parts) == 8:
                 rep.total = Breakdown(*map(int, parts[1:7]))
                 rep.dual_saved = int(parts[7])
+            elif tag == "unknown" and len(parts) == 2:
+                rep.unknown.append(parts[1])
             elif tag == "end":
                 rep.complete = True
             elif tag == "watch":

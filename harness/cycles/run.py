@@ -51,6 +51,7 @@ class CyclesResult:
             "classes": {name: {"kind": kind, "count": count, "est_cycles": cycles}
                         for name, (kind, count, cycles) in sorted(self.report.classes.items(),
                                                                  key=lambda kv: -kv[1][2])},
+            "unclassified_mnemonics": self.report.unknown,
             "cycle_model": self.cycle_model,
         }
 

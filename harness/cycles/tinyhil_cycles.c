@@ -92,7 +92,7 @@ static entry_t *table;
 static size_t n_table, cap_table;
 
 static int branch_penalty = 2, branch_register_penalty = 2, load_pipelining = 0, load_use_penalty = 0;
-static int exception_entry = 12, dual_issue = 0, default_cycles = 1;
+static int exception_entry = 12, dual_issue = 0, dual_issue_narrow = 0, default_cycles = 1;
 static bool pairs[MAX_GROUPS][MAX_GROUPS];
 
 typedef struct {
@@ -151,6 +151,8 @@ typedef struct tbinfo {
 static tbinfo_t *all_tbs;
 static tbinfo_t *prev_tb;
 static int fetch_region_cache = -1;
+
+static void note_unknown(const char *m);
 
 /* ---- helpers ------------------------------------------------------------- */
 static int lookup_exact(const char *m) {
@@ -423,7 +425,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     t->n = (uint32_t)n;
     t->watch = watch_index(watches, n_watches, t->vaddr);
     t->mark = watch_index(marks, n_marks, t->vaddr);
-    int prev_kind = -1, prev_group = -1, prev_cost = 0, prev_dest = -1;
+    int prev_kind = -1, prev_group = -1, prev_cost = 0, prev_dest = -1, prev_size = 0;
     bool prev_paired = false;
     bool need_mem = false;
     for (size_t i = 0; i < n; ++i) {
@@ -434,6 +436,13 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if (dis) {
             const char *p = dis;
             while (*p == ' ' || *p == '\t') ++p;
+            /* QEMU's own disassemblers (RISC-V) print the encoding first: "00000297  auipc t0,0". */
+            size_t hex = 0;
+            while (isxdigit((unsigned char)p[hex])) ++hex;
+            if ((hex == 4 || hex == 8) && (p[hex] == ' ' || p[hex] == '\t')) {
+                p += hex;
+                while (*p == ' ' || *p == '\t') ++p;
+            }
             size_t len = 0;
             while (p[len] && p[len] != ' ' && p[len] != '\t' && len < sizeof mnem - 1) {
                 mnem[len] = (char)tolower((unsigned char)p[len]);
@@ -445,6 +454,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         int k = classify(mnem);
         int kind, cost, group;
         if (k < 0) {
+            note_unknown(mnem);
             kind = K_PLAIN;
             cost = default_cycles;
             group = -1;
@@ -485,8 +495,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         }
         if (load_use_penalty && is_load_kind(prev_kind) && raw) cost += load_use_penalty;
         /* dual issue: this instruction joins the previous one in its cycle */
+        int size = (int)qemu_plugin_insn_size(insn);
+        bool narrow_ok = !dual_issue_narrow || (size == 2 && prev_size == 2);
         if (dual_issue && !prev_paired && prev_group >= 0 && group >= 0 && pairs[prev_group][group] && !raw &&
-            cost <= 1 && prev_cost >= 1 && i > 0) {
+            narrow_ok && cost <= 1 && prev_cost >= 1 && i > 0) {
             dual_saved += 0; /* counted per execution at exit */
             t->class_cost[i] = 0;
             prev_paired = true;
@@ -509,6 +521,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             }
         }
         prev_kind = kind;
+        prev_size = size;
         prev_group = group;
         prev_cost = cost;
         prev_dest = writes_first(kind) ? o.first : -1;
@@ -526,6 +539,15 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
 }
 
 static int finished;
+/* Mnemonics no class lists (charged default_cycles), reported at exit. */
+#define MAX_UNKNOWN 64
+static char unknown_names[MAX_UNKNOWN][32];
+static int n_unknown;
+
+static void note_unknown(const char *m) {
+    for (int i = 0; i < n_unknown; ++i) if (strcmp(unknown_names[i], m) == 0) return;
+    if (n_unknown < MAX_UNKNOWN) snprintf(unknown_names[n_unknown++], sizeof unknown_names[0], "%s", m[0] ? m : "?");
+}
 
 static void finish(void) {
     if (finished || !out) return;
@@ -558,6 +580,7 @@ static void finish(void) {
     if (unclassified)
         fprintf(out, "class unclassified plain %llu %llu\n", (unsigned long long)unclassified,
                 (unsigned long long)unclassified_cycles);
+    for (int i = 0; i < n_unknown; ++i) fprintf(out, "unknown %s\n", unknown_names[i]);
     for (int c = 0; c < n_caches; ++c)
         fprintf(out, "cache %d %llu %llu\n", c, (unsigned long long)caches[c].accesses,
                 (unsigned long long)caches[c].misses);
@@ -609,6 +632,7 @@ static int load_config(const char *path) {
             else if (!strcmp(a, "load_use_penalty")) load_use_penalty = (int)x;
             else if (!strcmp(a, "exception_entry")) exception_entry = (int)x;
             else if (!strcmp(a, "dual_issue")) dual_issue = (int)x;
+            else if (!strcmp(a, "dual_issue_narrow")) dual_issue_narrow = (int)x;
             else if (!strcmp(a, "default_cycles")) default_cycles = (int)x;
         } else if (sscanf(line, "class %47s %47s %lld %lld %lld", a, b, &x, &y, &z) == 5) {
             if (n_classes >= MAX_CLASSES - 1 || kind_of(b) < 0) goto bad;

@@ -551,6 +551,54 @@ def cmd_cycles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the timing model's per-class costs to a board's cycle counter; store them."""
+    import tempfile
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from harness.bench import resolve_models, shared_dir
+    from harness.cycles.calibrate import CalibrationRow, microbenchmark_models, run_calibration
+    from harness.hosting import prepare_runner
+    from harness.targets import find_target
+
+    target = find_target(args.target)
+    if target.cycle_model.unsupported:
+        raise UserInputError(f"target {target.name} has no cycle model: {target.cycle_model.unsupported}")
+    runner = prepare_runner("board", args.port, [target])
+    with tempfile.TemporaryDirectory(prefix="tinyhil-calibrate-") as tmp:
+        benchmarks = microbenchmark_models(Path(tmp))
+        if args.model or shared_dir() is not None:
+            benchmarks += [(b, p) for b, p, _ in resolve_models(args.model or [])]
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err_console, transient=True) as progress:
+            task = progress.add_task("calibrate", total=None)
+            result = run_calibration(target, runner, benchmarks, args.timeout,
+                                     progress=lambda m: progress.update(task, description=m),
+                                     write=not args.dry_run)
+    table = Table(title=f"{target.name}: the timing model against the board's cycle counter ({args.port})")
+    for c in ("benchmark", "board cycles", "model before", "error", "model after", "error"):
+        table.add_column(c, justify="left" if c == "benchmark" else "right")
+    for r in result.rows:
+        table.add_row(r.benchmark, f"{r.board_cycles:,}", f"{r.before:,}",
+                      f"{100 * CalibrationRow.error(r.before, r.board_cycles):+.1f}%", f"{r.after:,}",
+                      f"{100 * CalibrationRow.error(r.after, r.board_cycles):+.1f}%")
+    console.print(table)
+    before = [abs(CalibrationRow.error(r.before, r.board_cycles)) for r in result.rows]
+    after = [abs(CalibrationRow.error(r.after, r.board_cycles)) for r in result.rows]
+    console.print(f"mean |error| {100 * sum(before) / len(before):.1f}% before, "
+                  f"{100 * sum(after) / len(after):.1f}% after", highlight=False)
+    if result.fitted:
+        console.print("fitted: " + ", ".join(f"{k} {result.table_costs[k]} -> {v} cycles"
+                                             for k, v in sorted(result.fitted.items())), highlight=False)
+    else:
+        console.print("fitted: the table's costs already fit best; nothing to override")
+    if result.path is not None:
+        console.print(f"stored as {result.path}: every later run on {target.name} uses it "
+                      "(delete the file to go back to the table)", highlight=False)
+    return 0
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
     """List every target with the runners that can host it here, and why not where not."""
     from harness.hosting import hosting
@@ -771,6 +819,16 @@ def build_parser() -> argparse.ArgumentParser:
     cycles.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     cycles.add_argument("--json", action="store_true", help="one JSON object on stdout")
     cycles.set_defaults(func=cmd_cycles)
+
+    calibrate = sub.add_parser("calibrate", help="fit the timing model to a board's cycle counter (DWT) and "
+                                                 "store the corrections for that target")
+    calibrate.add_argument("--target", required=True, help="the board's target (e.g. stm32f746)")
+    calibrate.add_argument("--port", required=True, help="the board's serial port (any pyserial URL)")
+    calibrate.add_argument("--model", action="append", default=[],
+                           help="also these models (default: the four MLPerf Tiny models when found)")
+    calibrate.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    calibrate.add_argument("--dry-run", action="store_true", help="fit and report, store nothing")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     stress = sub.add_parser("stress", help="benches at once on a loaded host: every count must equal the idle run's")
     stress.add_argument("--target", action="append", default=[], help="repeatable (default cortex-m4)")

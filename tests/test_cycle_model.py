@@ -444,3 +444,59 @@ def test_cycles_command_json_on_a_program(arm_tools: tuple[str, str], tmp_path: 
 
 
 del shutil
+
+
+# ----------------------------------------------------------------- calibration
+
+class StandInBoard:
+    """A 'board' whose cycle counter is the model itself with another table: the truth a
+    calibration must recover. It runs the emulator build (QEMU is its silicon)."""
+
+    name = "board"
+    build_variant = "emulator"
+
+    def __init__(self, truth: CoreTable) -> None:
+        from harness.runners.qemu import QemuRunner
+
+        self.qemu = QemuRunner(cycle_table=truth)
+
+    def run(self, elf: Path, target: object, job: object, timeout_s: float) -> object:
+        from dataclasses import replace
+
+        rec = self.qemu.run(elf, target, job, timeout_s)  # type: ignore[arg-type]
+        assert rec.ok and rec.est_cycles is not None, rec.error
+        return replace(rec, counter="cycles", ticks=rec.est_cycles * rec.runs, units_per_tick=1)
+
+
+@pytest.mark.qemu
+def test_calibration_recovers_a_different_table(arm_tools: tuple[str, str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in board charges loads 3, DSP instructions 2 and stores 2 cycles where the
+    Cortex-M4 table says 2, 1 and 1: the fit finds exactly those costs, the stored override
+    makes every benchmark's estimate equal the board's count, and later runs use it."""
+    from harness.cycles import load_target_model
+    from harness.cycles.calibrate import microbenchmark_models, run_calibration
+
+    monkeypatch.setenv("TINYHIL_CALIBRATION_DIR", str(tmp_path / "calibration"))
+    monkeypatch.setenv("TINYHIL_CACHE", str(tmp_path / "cache"))
+    target = find_target("cortex-m4")
+    table = load_core_table("cortex-m4")
+    truth = table.with_costs({"load": 3, "dsp": 2, "store": 2})
+    benchmarks = microbenchmark_models(tmp_path / "micro")
+    result = run_calibration(target, StandInBoard(truth), benchmarks, timeout_s=120)
+    assert result.fitted == {"load": 3, "dsp": 2, "store": 2}
+    assert all(r.before < r.board_cycles for r in result.rows)  # the table undercharged every benchmark
+    assert all(r.after == r.board_cycles for r in result.rows)
+    assert result.path is not None and result.path.is_file()
+    costs = {c.name: c.cycles for c in load_target_model(target).classes}
+    assert (costs["load"], costs["dsp"], costs["store"], costs["alu"]) == (3, 2, 2, 1)
+
+
+def test_fit_keeps_table_costs_of_unseen_classes() -> None:
+    from harness.cycles.calibrate import fit_costs
+
+    # two benchmarks, only 'load' and 'alu' present; the truth doubles loads
+    inside = [{"load": 1000.0, "alu": 3000.0}, {"load": 3000.0, "alu": 1000.0}]
+    estimated = [2 * 1000 + 3000 + 500, 2 * 3000 + 1000 + 500]
+    measured = [3 * 1000 + 3000 + 500, 3 * 3000 + 1000 + 500]
+    assert fit_costs(measured, estimated, inside, {"load": 2, "alu": 1, "mul": 1}) == {"load": 3, "alu": 1}

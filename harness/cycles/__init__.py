@@ -320,6 +320,9 @@ class CycleReport:
     total: Breakdown | None = None
     dual_saved: int = 0
     unknown: list[str] = field(default_factory=list)  # mnemonics no class lists (default_cycles)
+    # Per class, instructions executed inside watched calls and charged exactly the class's
+    # cost (no pipelining or dual-issue adjustment): what a calibration fit can scale.
+    inside: dict[str, int] = field(default_factory=dict)
     complete: bool = False  # the plugin's exit summary arrived
 
 
@@ -342,6 +345,8 @@ def parse_report(text: str) -> CycleReport:
             elif tag == "total" and len(parts) == 8:
                 rep.total = Breakdown(*map(int, parts[1:7]))
                 rep.dual_saved = int(parts[7])
+            elif tag == "wclass" and len(parts) == 3:
+                rep.inside[parts[1]] = int(parts[2])
             elif tag == "unknown" and len(parts) == 2:
                 rep.unknown.append(parts[1])
             elif tag == "end":

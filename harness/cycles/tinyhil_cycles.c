@@ -83,6 +83,7 @@ typedef struct {
     char name[48];
     int kind, cycles, per_reg, group;
     uint64_t count, total_cycles; /* filled at exit */
+    uint64_t full_in;             /* instructions inside watched calls charged the plain class cost */
 } klass_t;
 static klass_t classes[MAX_CLASSES];
 static int n_classes;
@@ -144,6 +145,8 @@ typedef struct tbinfo {
     bool last_pops_pc;    /* POP/LDM/LDR into pc: a register branch */
     int watch, mark;      /* index or -1 */
     uint64_t execs;
+    uint64_t execs_in;    /* executions inside a watched call */
+    uint8_t *full;        /* n entries: charged exactly its class's cost (no pipelining/dual adjustment) */
     uint16_t *class_ids;  /* n entries */
     uint16_t *class_cost; /* n entries: the cost charged per instruction */
     struct tbinfo *next_all;
@@ -394,6 +397,7 @@ static void tb_exec(unsigned int vcpu, void *ud) {
                 (unsigned long long)tot.cycles);
     }
     tb->execs++;
+    if (depth > 0) tb->execs_in++;
     tot.insns += tb->n;
     tot.base += tb->base;
     tot.cycles += tb->base;
@@ -421,6 +425,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     tbinfo_t *t = calloc(1, sizeof *t);
     t->class_ids = calloc(n, sizeof *t->class_ids);
     t->class_cost = calloc(n, sizeof *t->class_cost);
+    t->full = calloc(n, sizeof *t->full);
     t->vaddr = qemu_plugin_tb_vaddr(tb);
     t->n = (uint32_t)n;
     t->watch = watch_index(watches, n_watches, t->vaddr);
@@ -476,7 +481,11 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         }
         if (kind == K_LOAD && o.first == 15) pops_pc = true; /* ldr pc, [...] */
         /* M3/M4: a load/store right after a load/store pipelines (1 cycle). */
-        if (load_pipelining && is_mem_kind(kind) && is_mem_kind(prev_kind)) cost = 1;
+        bool adjusted = false; /* charged other than its class's cost (pipelining, load-use, dual issue) */
+        if (load_pipelining && is_mem_kind(kind) && is_mem_kind(prev_kind)) {
+            cost = 1;
+            adjusted = true;
+        }
         /* load-use: the previous instruction loaded a register this one reads. */
         uint64_t reads[2] = {o.all[0], o.all[1]};
         if (writes_first(kind) && o.first >= 0) {
@@ -493,7 +502,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             }
             raw = (o2.all[prev_dest / 64] >> (prev_dest % 64)) & 1;
         }
-        if (load_use_penalty && is_load_kind(prev_kind) && raw) cost += load_use_penalty;
+        if (load_use_penalty && is_load_kind(prev_kind) && raw) {
+            cost += load_use_penalty;
+            adjusted = true;
+        }
         /* dual issue: this instruction joins the previous one in its cycle */
         int size = (int)qemu_plugin_insn_size(insn);
         bool narrow_ok = !dual_issue_narrow || (size == 2 && prev_size == 2);
@@ -501,12 +513,15 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             narrow_ok && cost <= 1 && prev_cost >= 1 && i > 0) {
             dual_saved += 0; /* counted per execution at exit */
             t->class_cost[i] = 0;
+            adjusted = true;
             prev_paired = true;
         } else {
             t->class_cost[i] = (uint16_t)cost;
             prev_paired = false;
         }
         t->class_ids[i] = (uint16_t)k;
+        t->full[i] = k < n_classes && !adjusted && !(kind == K_LOAD_MULTIPLE ||
+                     kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE || kind == K_FP_STORE_MULTIPLE);
         t->base += t->class_cost[i];
         if (is_mem_kind(kind) || kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE ||
             kind == K_FP_LOAD_MULTIPLE || kind == K_FP_STORE_MULTIPLE) {
@@ -562,6 +577,7 @@ static void finish(void) {
                 classes[k].count += t->execs;
                 classes[k].total_cycles += t->execs * t->class_cost[i];
                 if (t->class_cost[i] == 0) dual_saved += t->execs * (uint64_t)classes[k].cycles;
+                if (t->full[i]) classes[k].full_in += t->execs_in;
             } else {
                 unclassified += t->execs;
                 unclassified_cycles += t->execs * t->class_cost[i];
@@ -576,6 +592,10 @@ static void finish(void) {
         if (classes[k].count)
             fprintf(out, "class %s %s %llu %llu\n", classes[k].name, KIND_NAMES[classes[k].kind],
                     (unsigned long long)classes[k].count, (unsigned long long)classes[k].total_cycles);
+    }
+    for (int k = 0; k < n_classes; ++k) {
+        if (classes[k].full_in)
+            fprintf(out, "wclass %s %llu\n", classes[k].name, (unsigned long long)classes[k].full_in);
     }
     if (unclassified)
         fprintf(out, "class unclassified plain %llu %llu\n", (unsigned long long)unclassified,

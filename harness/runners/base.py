@@ -59,6 +59,8 @@ class RunRecord:
     cycle_model: str = ""
     cycle_breakdown: dict[str, int] | None = field(default=None, compare=False)
     layer_est_cycles: tuple[int, ...] | None = None
+    # Per instruction class, instructions per call charged exactly the class cost (calibration).
+    cycle_classes: dict[str, float] | None = field(default=None, compare=False)
     transcript: tuple[str, ...] = field(default=(), repr=False)
 
     @property

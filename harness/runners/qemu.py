@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import serial
 
@@ -30,6 +30,9 @@ from harness.errors import RunnerError, TinyhilError
 from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.targets import TargetDescriptor
 from harness.transport import StreamPort, connect_unix
+
+if TYPE_CHECKING:
+    from harness.cycles import CoreTable
 
 
 def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | int, icount: bool = True,
@@ -112,7 +115,12 @@ class QemuSession:
         if self.port is not None:
             self.port.close()
         if self.proc.poll() is None:
-            self.proc.kill()
+            # SIGTERM: QEMU shuts down cleanly and a cycle-model plugin writes its summary.
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -122,8 +130,10 @@ class QemuRunner:
 
     name = "qemu"
 
-    def __init__(self, qemu: str | None = None, cycle_model: bool = True) -> None:
+    def __init__(self, qemu: str | None = None, cycle_model: bool = True,
+                 cycle_table: "CoreTable | None" = None) -> None:
         self.cycle_model = cycle_model  # run measured sessions with the timing model's plugin
+        self.cycle_table = cycle_table  # a CoreTable instead of the target's (calibration)
         # An explicit binary serves the targets of its own system (its name
         # ends in qemu-system-<system>); the others are looked up (and installed).
         self._qemu: dict[str, str] = {}
@@ -154,7 +164,7 @@ class QemuRunner:
         spec = target.cycle_model
         if not self.cycle_model or not (job.measure or job.profile) or spec.unsupported or not spec.table:
             return [], work / "none", ""
-        table = load_target_model(target)
+        table = self.cycle_table if self.cycle_table is not None else load_target_model(target)
         watches = resolve_symbols(elf, ["tinyhil_invoke"])
         marks = []
         if job.profile:
@@ -229,6 +239,8 @@ def with_cycle_report(record: RunRecord, report: Path, label: str, job: RunJob) 
         fields["cycle_breakdown"] = {k: round(sum(c.as_dict()[k] for c in timed) / len(timed))
                                      for k in timed[0].as_dict()} | {
             "instructions": round(sum(c.instructions for c in timed) / len(timed))}
+        if rep.inside and calls:
+            fields["cycle_classes"] = {k: v / len(calls) for k, v in rep.inside.items()}
     if job.profile and rep.marks:
         begins = [m for m in rep.marks if m[0] == "th_profile_begin"]
         ends = [m for m in rep.marks if m[0] == "th_profile_end"]

@@ -551,6 +551,52 @@ def cmd_cycles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cycles_overhead(args: argparse.Namespace) -> int:
+    """What the timing model costs: each model's QEMU session with and without the plugin."""
+    import time
+
+    from harness.bench import fixed_input, input_bytes, resolve_models
+    from harness.build import build_firmware
+    from harness.engines.builtin import generate
+    from harness.errors import RunnerError
+    from harness.model import load_model
+    from harness.runners.base import RunJob
+    from harness.runners.qemu import QemuRunner
+    from harness.targets import find_target
+
+    if args.runs < 1 or args.repeat < 1:
+        raise UserInputError("--runs and --repeat must be at least 1")
+    target = find_target(args.target)
+    table = Table(title=f"timing model overhead on {target.name}: wall time of a QEMU session of "
+                        f"{args.runs} inferences (best of {args.repeat})")
+    for c in ("benchmark", "instructions / inference", "plain QEMU s", "with the model s", "x"):
+        table.add_column(c, justify="left" if c == "benchmark" else "right")
+    totals = [0.0, 0.0]
+    for bench, path, ds in resolve_models(args.model):
+        model = load_model(path)
+        image = build_firmware(generate(model), target)
+        job = RunJob(input_bytes(model, fixed_input(model, ds)), runs=args.runs)
+        walls = []
+        count = 0
+        for with_model in (False, True):
+            best = float("inf")
+            for _ in range(args.repeat):
+                start = time.monotonic()
+                rec = QemuRunner(cycle_model=with_model).run(image.elf, target, job, args.timeout)
+                if not rec.ok:
+                    raise RunnerError(f"{bench}: {rec.error}")
+                best = min(best, time.monotonic() - start)
+                count = rec.count_per_inference
+            walls.append(best)
+        totals = [totals[0] + walls[0], totals[1] + walls[1]]
+        table.add_row(bench, f"{count:,}", f"{walls[0]:.2f}", f"{walls[1]:.2f}", f"{walls[1] / walls[0]:.2f}")
+    table.add_row("[bold]suite[/]", "", f"{totals[0]:.2f}", f"{totals[1]:.2f}", f"{totals[1] / totals[0]:.2f}")
+    console.print(table)
+    console.print("[dim]wall time of the whole session (QEMU start, the DUT conversation, the inferences); "
+                  "the goal is at most 3x plain QEMU. A benchmark, not a test: it depends on the host.[/]")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit the timing model's per-class costs to a board's cycle counter; store them."""
     import tempfile
@@ -819,6 +865,15 @@ def build_parser() -> argparse.ArgumentParser:
     cycles.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     cycles.add_argument("--json", action="store_true", help="one JSON object on stdout")
     cycles.set_defaults(func=cmd_cycles)
+
+    overhead = sub.add_parser("cycles-overhead", help="wall time of QEMU sessions with and without the "
+                                                      "timing model (a benchmark)")
+    overhead.add_argument("--target", default="cortex-m4", help="target (default cortex-m4)")
+    overhead.add_argument("--model", action="append", default=[], help="repeatable (default: the four)")
+    overhead.add_argument("--runs", type=int, default=10, help="inferences per session (default 10)")
+    overhead.add_argument("--repeat", type=int, default=3, help="sessions per case, best taken (default 3)")
+    overhead.add_argument("--timeout", type=float, default=600.0)
+    overhead.set_defaults(func=cmd_cycles_overhead)
 
     calibrate = sub.add_parser("calibrate", help="fit the timing model to a board's cycle counter (DWT) and "
                                                  "store the corrections for that target")

@@ -3,7 +3,7 @@
 Pure functions over result rows (dicts, as read from JSON lines); no terminal
 code. A row is identified by (benchmark, target, engine, recipe). Per metric a
 tolerance says how much worse a value may get before it is a regression:
-relative (percent) for instructions, flash and RAM, in points for accuracy
+relative (percent) for instructions, est. cycles (same cycle model only), flash and RAM, in points for accuracy
 (:func:`accuracy_allowance`). A baseline key missing from the run, or a failed
 row, is always a regression.
 
@@ -43,6 +43,9 @@ class Metric:
 
 METRICS = {m.name: m for m in (
     Metric("instructions", "instructions", relative=True, lower_is_better=True, default_tolerance=0.0, unit="%"),
+    # The timing model's estimate: compared only between rows of the same cycle_model
+    # (a new table version moves every estimate without the code changing).
+    Metric("est_cycles", "est_cycles", relative=True, lower_is_better=True, default_tolerance=0.0, unit="%"),
     Metric("flash", "flash_bytes", relative=True, lower_is_better=True, default_tolerance=0.0, unit="%"),
     Metric("ram", "ram_bytes", relative=True, lower_is_better=True, default_tolerance=0.0, unit="%"),
     # In points: see accuracy_allowance().
@@ -193,6 +196,8 @@ def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]
             bv, cv = _number(b.get(metric.field)), _number(c.get(metric.field))
             if bv is None:
                 continue  # not measured for the baseline (e.g. accuracy without --accuracy)
+            if name == "est_cycles" and b.get("cycle_model") != c.get("cycle_model"):
+                continue  # another timing model: see the provenance note
             if cv is None:
                 changes.append(Change(key, name, "regression", bv, None, note="not measured in this run"))
                 continue
@@ -206,7 +211,7 @@ def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]
 def _provenance_notes(base: dict[Key, dict[str, Any]], cur: dict[Key, dict[str, Any]]) -> list[str]:
     """Say when the baseline was built with other tools: differences may come from them."""
     notes = []
-    for field in ("compiler", "cflags", "engine_version", "runner"):
+    for field in ("compiler", "cflags", "engine_version", "runner", "cycle_model"):
         was = {str(r.get(field)) for k, r in base.items() if k in cur}
         now_ = {str(r.get(field)) for k, r in cur.items() if k in base}
         if was and now_ and was != now_:

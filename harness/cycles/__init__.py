@@ -59,6 +59,7 @@ class InsnClass:
     mnemonics: tuple[str, ...]
     source: str
     note: str = ""
+    latency: int = 0  # cycles from issue until a dependent instruction can issue (0: its cycles)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def load_core_table(core_or_path: str | Path) -> CoreTable:
         return value
 
     pipeline = dict(need(data, "pipeline", dict, ""))
-    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry"):
+    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early"):
         if not isinstance(pipeline.get(key, 0), int) or pipeline.get(key, 0) < 0:
             raise CycleModelError(f"{path}: pipeline.{key} must be a non-negative integer")
     classes = []
@@ -130,8 +131,11 @@ def load_core_table(core_or_path: str | Path) -> CoreTable:
             if m in seen:
                 raise CycleModelError(f"{path}: mnemonic {m!r} is in classes {seen[m]!r} and {name!r}")
             seen[m] = name
+        latency = c.get("latency", 0)
+        if not isinstance(latency, int) or isinstance(latency, bool) or latency < 0:
+            raise CycleModelError(f"{path}: class {name!r}: latency must be a non-negative integer")
         classes.append(InsnClass(name, kind, cycles, int(c.get("per_register", 0)), str(c.get("dual", "")),
-                                 mnemonics, need(c, "source", str, where), str(c.get("note", ""))))
+                                 mnemonics, need(c, "source", str, where), str(c.get("note", "")), latency))
     pairs: tuple[tuple[str, str], ...] = ()
     if pipeline.get("dual_issue"):
         dual = need(data, "dual_issue", dict, "")
@@ -266,7 +270,7 @@ def plugin_config(table: CoreTable, memory: MemorySystem, out: Path, watches: Se
     """The plugin's configuration file: the table and memory system flattened to lines."""
     p = table.pipeline
     lines = [f"out {out}"]
-    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry"):
+    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early"):
         lines.append(f"param {key} {int(p.get(key, 0))}")
     lines.append(f"param load_pipelining {int(bool(p.get('load_pipelining', False)))}")
     lines.append(f"param dual_issue {int(bool(p.get('dual_issue', False)))}")
@@ -275,7 +279,7 @@ def plugin_config(table: CoreTable, memory: MemorySystem, out: Path, watches: Se
     groups = sorted({c.dual for c in table.classes if c.dual} | {g for pair in table.pairs for g in pair})
     gid = {g: i for i, g in enumerate(groups)}
     for c in table.classes:
-        lines.append(f"class {c.name} {c.kind} {c.cycles} {c.per_register} {gid.get(c.dual, -1)}")
+        lines.append(f"class {c.name} {c.kind} {c.cycles} {c.per_register} {gid.get(c.dual, -1)} {c.latency}")
     for i, c in enumerate(table.classes):
         lines += [f"insn {m} {i}" for m in c.mnemonics]
     lines += [f"pair {gid[a]} {gid[b]}" for a, b in table.pairs]

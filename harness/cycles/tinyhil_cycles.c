@@ -82,6 +82,7 @@ static const char *const KIND_NAMES[K_COUNT] = {
 typedef struct {
     char name[48];
     int kind, cycles, per_reg, group;
+    int latency; /* cycles from issue until a dependent instruction can issue; 0: the default */
     uint64_t count, total_cycles; /* filled at exit */
     uint64_t full_in;             /* instructions inside watched calls charged the plain class cost */
 } klass_t;
@@ -93,7 +94,7 @@ static entry_t *table;
 static size_t n_table, cap_table;
 
 static int branch_penalty = 2, branch_register_penalty = 2, load_pipelining = 0, load_use_penalty = 0;
-static int exception_entry = 12, dual_issue = 0, dual_issue_narrow = 0, default_cycles = 1;
+static int exception_entry = 12, dual_issue = 0, dual_issue_narrow = 0, default_cycles = 1, address_early = 0;
 static bool pairs[MAX_GROUPS][MAX_GROUPS];
 
 typedef struct {
@@ -236,14 +237,24 @@ static int reg_id(const char *tok, size_t len) {
 
 /* The registers of an operand string: the first (the usual destination) and a
  * bitmask of all; the register count between braces for LDM/STM/PUSH/POP. */
-typedef struct { int first; uint64_t all[2]; int listed; bool lists_pc; } operands_t;
+typedef struct {
+    int first;
+    uint64_t all[2];
+    int listed;
+    bool lists_pc;
+    int regs[24]; /* every register operand in order (ranges expanded) */
+    bool addr[24]; /* that operand is inside [...]: an address, read a stage earlier on some cores */
+    int nregs;
+} operands_t;
 
 static void parse_operands(const char *ops, operands_t *o) {
     memset(o, 0, sizeof *o);
     o->first = -1;
-    bool in_list = false;
+    bool in_list = false, in_addr = false;
     const char *p = ops;
     while (*p) {
+        if (*p == '[') { in_addr = true; ++p; continue; }
+        if (*p == ']') { in_addr = false; ++p; continue; }
         if (*p == '{') { in_list = true; ++p; continue; }
         if (*p == '}') { in_list = false; ++p; continue; }
         if (isalpha((unsigned char)*p)) {
@@ -253,6 +264,10 @@ static void parse_operands(const char *ops, operands_t *o) {
             if (r >= 0) {
                 if (o->first < 0) o->first = r;
                 o->all[r / 64] |= 1ull << (r % 64);
+                if (o->nregs < 24) {
+                    o->addr[o->nregs] = in_addr;
+                    o->regs[o->nregs++] = r;
+                }
                 if (in_list) {
                     o->listed++;
                     if (r == 15) o->lists_pc = true;
@@ -264,7 +279,13 @@ static void parse_operands(const char *ops, operands_t *o) {
                         if (r2 > r) {
                             o->listed += r2 - r;
                             if (r2 == 15) o->lists_pc = true;
-                            for (int x = r + 1; x <= r2; ++x) o->all[x / 64] |= 1ull << (x % 64);
+                            for (int x = r + 1; x <= r2; ++x) {
+                                o->all[x / 64] |= 1ull << (x % 64);
+                                if (o->nregs < 24) {
+                                    o->addr[o->nregs] = false;
+                                    o->regs[o->nregs++] = x;
+                                }
+                            }
                         }
                     }
                 }
@@ -430,7 +451,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     t->n = (uint32_t)n;
     t->watch = watch_index(watches, n_watches, t->vaddr);
     t->mark = watch_index(marks, n_marks, t->vaddr);
-    int prev_kind = -1, prev_group = -1, prev_cost = 0, prev_dest = -1, prev_size = 0;
+    int prev_kind = -1, prev_group = -1, prev_cost = 0, prev_dest = -1, prev_size = 0, prev_issue = 0;
+    int clock = 0;       /* the TB's next free issue cycle */
+    int ready[128] = {0}; /* per register: the cycle its value can be read */
+    bool loaded[128] = {false}; /* per register: last written by a load (address_early applies) */
     bool prev_paired = false;
     bool need_mem = false;
     for (size_t i = 0; i < n; ++i) {
@@ -481,43 +505,58 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         }
         if (kind == K_LOAD && o.first == 15) pops_pc = true; /* ldr pc, [...] */
         /* M3/M4: a load/store right after a load/store pipelines (1 cycle). */
-        bool adjusted = false; /* charged other than its class's cost (pipelining, load-use, dual issue) */
+        bool adjusted = false; /* charged other than its class's cost (pipelining, stalls, dual issue) */
         if (load_pipelining && is_mem_kind(kind) && is_mem_kind(prev_kind)) {
             cost = 1;
             adjusted = true;
         }
-        /* load-use: the previous instruction loaded a register this one reads. */
-        uint64_t reads[2] = {o.all[0], o.all[1]};
-        if (writes_first(kind) && o.first >= 0) {
-            /* the destination is not a read unless it appears again */
-            (void)reads;
-        }
+        /* Registers read and written: the destination is the first operand of an
+         * instruction that writes one; LDM/POP write their list, read their base. */
+        bool multiple = kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE ||
+                        kind == K_FP_STORE_MULTIPLE;
+        int dest = (!multiple && writes_first(kind)) ? o.first : -1;
+        int first_src = dest >= 0 ? 1 : 0;
+        int nsrc = (kind == K_LOAD_MULTIPLE || kind == K_FP_LOAD_MULTIPLE) ? (o.nregs > 0 ? 1 : 0) : o.nregs;
+        /* RAW on the previous instruction (no dual issue across it) */
         bool raw = false;
-        if (prev_dest >= 0) {
-            /* any register operand other than our own destination slot */
-            operands_t o2 = o;
-            if (writes_first(kind) && o.first >= 0 && o.first == prev_dest) {
-                /* dest == prev dest: still a read only if it is also a source; approximate as no */
-                o2.all[o.first / 64] &= ~(1ull << (o.first % 64));
-            }
-            raw = (o2.all[prev_dest / 64] >> (prev_dest % 64)) & 1;
+        for (int r = first_src; r < nsrc; ++r) raw |= (o.regs[r] == prev_dest);
+        /* in-order scoreboard within the TB: wait until every source is ready */
+        int ready_at = 0;
+        for (int r = first_src; r < nsrc; ++r) {
+            int reg = o.regs[r];
+            int need = reg >= 0 && reg < 128 ? ready[reg] + (o.addr[r] && loaded[reg] ? address_early : 0) : 0;
+            if (need > ready_at) ready_at = need;
         }
-        if (load_use_penalty && is_load_kind(prev_kind) && raw) {
-            cost += load_use_penalty;
+        int stall = ready_at > clock ? ready_at - clock : 0;
+        if (stall) {
+            cost += stall;
             adjusted = true;
         }
         /* dual issue: this instruction joins the previous one in its cycle */
         int size = (int)qemu_plugin_insn_size(insn);
         bool narrow_ok = !dual_issue_narrow || (size == 2 && prev_size == 2);
+        int issue;
         if (dual_issue && !prev_paired && prev_group >= 0 && group >= 0 && pairs[prev_group][group] && !raw &&
             narrow_ok && cost <= 1 && prev_cost >= 1 && i > 0) {
-            dual_saved += 0; /* counted per execution at exit */
             t->class_cost[i] = 0;
             adjusted = true;
             prev_paired = true;
+            issue = prev_issue;
         } else {
             t->class_cost[i] = (uint16_t)cost;
             prev_paired = false;
+            issue = clock + stall;
+            clock += cost;
+        }
+        prev_issue = issue;
+        if (dest >= 0 && dest < 128) {
+            /* when a dependent may issue: the class's result latency, else its issue
+             * cycles, plus the load-use penalty for loads */
+            int own = cost - stall > 0 ? cost - stall : 1;
+            int lat = (k < n_classes && classes[k].latency > 0) ? classes[k].latency
+                      : own + (is_load_kind(kind) ? load_use_penalty : 0);
+            ready[dest] = issue + lat;
+            loaded[dest] = is_load_kind(kind);
         }
         t->class_ids[i] = (uint16_t)k;
         t->full[i] = k < n_classes && !adjusted && !(kind == K_LOAD_MULTIPLE ||
@@ -539,7 +578,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         prev_size = size;
         prev_group = group;
         prev_cost = cost;
-        prev_dest = writes_first(kind) ? o.first : -1;
+        prev_dest = dest;
         if (i == n - 1) {
             t->last_kind = kind;
             t->last_pops_pc = pops_pc;
@@ -653,8 +692,9 @@ static int load_config(const char *path) {
             else if (!strcmp(a, "exception_entry")) exception_entry = (int)x;
             else if (!strcmp(a, "dual_issue")) dual_issue = (int)x;
             else if (!strcmp(a, "dual_issue_narrow")) dual_issue_narrow = (int)x;
+            else if (!strcmp(a, "address_early")) address_early = (int)x;
             else if (!strcmp(a, "default_cycles")) default_cycles = (int)x;
-        } else if (sscanf(line, "class %47s %47s %lld %lld %lld", a, b, &x, &y, &z) == 5) {
+        } else if (sscanf(line, "class %47s %47s %lld %lld %lld %lld", a, b, &x, &y, &z, &w) >= 5) {
             if (n_classes >= MAX_CLASSES - 1 || kind_of(b) < 0) goto bad;
             klass_t *k = &classes[n_classes++];
             snprintf(k->name, sizeof k->name, "%s", a);
@@ -662,6 +702,7 @@ static int load_config(const char *path) {
             k->cycles = (int)x;
             k->per_reg = (int)y;
             k->group = z >= 0 && z < MAX_GROUPS ? (int)z : -1;
+            k->latency = sscanf(line, "class %*s %*s %*d %*d %*d %lld", &w) == 1 && w > 0 ? (int)w : 0;
         } else if (sscanf(line, "insn %63s %lld", a, &x) == 2) {
             if (x < 0 || x >= n_classes) goto bad;
             if (n_table == cap_table) {

@@ -112,7 +112,8 @@ def load_core_table(core_or_path: str | Path) -> CoreTable:
         return value
 
     pipeline = dict(need(data, "pipeline", dict, ""))
-    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early"):
+    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early",
+                "unaligned_target_penalty"):
         if not isinstance(pipeline.get(key, 0), int) or pipeline.get(key, 0) < 0:
             raise CycleModelError(f"{path}: pipeline.{key} must be a non-negative integer")
     classes = []
@@ -270,7 +271,8 @@ def plugin_config(table: CoreTable, memory: MemorySystem, out: Path, watches: Se
     """The plugin's configuration file: the table and memory system flattened to lines."""
     p = table.pipeline
     lines = [f"out {out}"]
-    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early"):
+    for key in ("branch_penalty", "branch_register_penalty", "load_use_penalty", "exception_entry", "address_early",
+                "unaligned_target_penalty"):
         lines.append(f"param {key} {int(p.get(key, 0))}")
     lines.append(f"param load_pipelining {int(bool(p.get('load_pipelining', False)))}")
     lines.append(f"param dual_issue {int(bool(p.get('dual_issue', False)))}")

@@ -95,6 +95,7 @@ static size_t n_table, cap_table;
 
 static int branch_penalty = 2, branch_register_penalty = 2, load_pipelining = 0, load_use_penalty = 0;
 static int exception_entry = 12, dual_issue = 0, dual_issue_narrow = 0, default_cycles = 1, address_early = 0;
+static int unaligned_target_penalty = 0;
 static bool pairs[MAX_GROUPS][MAX_GROUPS];
 
 typedef struct {
@@ -144,6 +145,7 @@ typedef struct tbinfo {
     uint32_t n, base;
     int last_kind;        /* kind of the last instruction */
     bool last_pops_pc;    /* POP/LDM/LDR into pc: a register branch */
+    bool wide_unaligned;  /* its first instruction is 32-bit at an address = 2 mod 4 */
     int watch, mark;      /* index or -1 */
     uint64_t execs;
     uint64_t execs_in;    /* executions inside a watched call */
@@ -397,6 +399,8 @@ static void tb_exec(unsigned int vcpu, void *ud) {
         if (prev->last_pops_pc || k == K_BRANCH_REGISTER || k == K_CALL_REGISTER) pen = (uint64_t)branch_register_penalty;
         else if (k == K_BRANCH || k == K_CALL) pen = (uint64_t)branch_penalty;
         else pen = (uint64_t)exception_entry; /* left mid-stream: an exception or interrupt */
+        /* a 32-bit target instruction straddling a fetch word takes one more fetch */
+        if (tb->wide_unaligned) pen += (uint64_t)unaligned_target_penalty;
         tot.branch += pen;
         tot.cycles += pen;
     }
@@ -534,6 +538,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         }
         /* dual issue: this instruction joins the previous one in its cycle */
         int size = (int)qemu_plugin_insn_size(insn);
+        if (i == 0) t->wide_unaligned = size == 4 && (qemu_plugin_insn_vaddr(insn) & 3u) == 2;
         bool narrow_ok = !dual_issue_narrow || (size == 2 && prev_size == 2);
         int issue;
         if (dual_issue && !prev_paired && prev_group >= 0 && group >= 0 && pairs[prev_group][group] && !raw &&
@@ -693,6 +698,7 @@ static int load_config(const char *path) {
             else if (!strcmp(a, "dual_issue")) dual_issue = (int)x;
             else if (!strcmp(a, "dual_issue_narrow")) dual_issue_narrow = (int)x;
             else if (!strcmp(a, "address_early")) address_early = (int)x;
+            else if (!strcmp(a, "unaligned_target_penalty")) unaligned_target_penalty = (int)x;
             else if (!strcmp(a, "default_cycles")) default_cycles = (int)x;
         } else if (sscanf(line, "class %47s %47s %lld %lld %lld %lld", a, b, &x, &y, &z, &w) >= 5) {
             if (n_classes >= MAX_CLASSES - 1 || kind_of(b) < 0) goto bad;

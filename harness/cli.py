@@ -672,7 +672,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.results] or default_inputs()
     report = load_report(paths)
-    terminal.render(report, console)
+    # Up to seventeen columns: wider than the bench's 160 when piped, so no cell wraps.
+    terminal.render(report, console if console.is_terminal else Console(width=200))
     for path, module in ((args.csv, mlperf_csv), (args.md, markdown), (args.html, html_page)):
         if path:
             console.print(f"wrote {module.write(report, Path(path))}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cycles import CycleModelError, MemorySystem, parse_memory_system
+from harness.cycles import CORES_DIR, CycleModelError, MemorySystem, parse_memory_system
 from harness.errors import UserInputError
 
 if sys.version_info >= (3, 11):
@@ -296,8 +296,18 @@ def load_target(path: str | Path) -> TargetDescriptor:
     power = Power(active_mw, power_t.get("source", str))
     power_t.done()
 
-    cm_t = f.sub("cycle_model")
-    assert cm_t is not None
+    if "cost_model" in f.table:
+        raise f.fail("cost_model", "replaced by [cycle_model]: the timing model's memory regions (wait "
+                                   "states, caches) and core table; see docs/cycle-model.md")
+    cm_t = f.sub("cycle_model", required=False)
+    if cm_t is None and not (CORES_DIR / f"{core}.toml").is_file():
+        cm_t = _Fields(p, {"unsupported": f"no timing table for core {core} (harness/cycles/cores)"}, "cycle_model.")
+    if cm_t is None:
+        # No memory timing given: the core's table over the descriptor's flash and RAM, zero wait.
+        cm_t = _Fields(p, {"regions": [
+            {"name": "flash", "origin": flash.origin, "size_kb": flash.size // 1024},
+            {"name": "ram", "origin": ram.origin, "size_kb": ram.size // 1024}],
+            "source": "no [cycle_model] in the descriptor: zero-wait-state flash and RAM assumed"}, "cycle_model.")
     if "unsupported" in cm_t.table:
         cycle_model = CycleModelSpec("", MemorySystem(()), "", cm_t.get("unsupported", str))
     else:

@@ -218,8 +218,7 @@ def test_model_too_big_for_flash(shared_models: Path, tmp_path: Path) -> None:
         'defines = { TH_UART_BASE = 0x40004000, TH_TIMER_BASE = 0x40000000 }\n'
         '[memory]\nflash = { origin = 0x00000000, size_kb = 64 }\n'
         'ram = { origin = 0x20000000, size_kb = 512 }\n'
-        '[power]\nactive_mw = 10.0\nsource = "test"\n'
-        '[cost_model]\ncpi = 1.0\nsource = "test"\n')
+        '[power]\nactive_mw = 10.0\nsource = "test"\n')
     gen = generate(load_model(shared_models / "vww_96_int8.tflite"))
     with pytest.raises(DoesNotFitError) as e:
         build_firmware(gen, load_target(tiny), cache_dir=tmp_path / "cache")

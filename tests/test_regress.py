@@ -38,7 +38,7 @@ def test_nothing_changed_is_no_regression(capsys: pytest.CaptureFixture[str], ba
     rows = write(tmp_path / "run.jsonl", suite("2026-11-24T00:00:00+00:00"))
     code, out, err = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows))
     assert code == 0, out + err
-    assert "no regressions" in out and "12 unchanged" in out  # accuracy: not in the baseline
+    assert "no regressions" in out and "16 unchanged" in out  # accuracy: not in the baseline
 
 
 def test_instruction_count_change_is_a_regression(capsys: pytest.CaptureFixture[str], baseline: Path,
@@ -57,16 +57,30 @@ def test_fewer_instructions_is_an_improvement_and_passes(capsys: pytest.CaptureF
                                                          tmp_path: Path) -> None:
     rows = write(tmp_path / "run.jsonl", suite(scale=0.9))
     code, out, _ = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows))
-    assert code == 0 and "4 improvements" in out
+    assert code == 0 and "8 improvements" in out  # instructions and est. cycles
 
 
 def test_tolerance_is_respected(capsys: pytest.CaptureFixture[str], baseline: Path, tmp_path: Path) -> None:
-    rows = write(tmp_path / "run.jsonl", suite(scale=1.005))  # +0.5% instructions everywhere
+    rows = write(tmp_path / "run.jsonl", suite(scale=1.005))  # +0.5% instructions and est. cycles
     code, out, _ = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows),
-                        "--tol", "instructions=1")
-    assert code == 0 and "4 within tolerance" in out
+                        "--tol", "instructions=1", "--tol", "est_cycles=1")
+    assert code == 0 and "8 within tolerance" in out
     code, out, _ = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows),
-                        "--tol", "instructions=0.25")
+                        "--tol", "instructions=1")  # est. cycles still at 0 %
+    assert code == 1 and "4 regressions" in out and "4 within tolerance" in out
+
+
+def test_est_cycles_compared_only_within_one_cycle_model(capsys: pytest.CaptureFixture[str], baseline: Path,
+                                                         tmp_path: Path) -> None:
+    """A new table version moves every estimate: not a regression, and the report says so."""
+    rows = write(tmp_path / "run.jsonl", [row(r, est_cycles=(r.est_cycles or 0) * 2,
+                                              cycle_model="tinyhil-cycles cortex-m4 v9 (plugin 00000000)")
+                                          for r in suite()])
+    code, out, _ = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows))
+    assert code == 0, out
+    assert "cycle_model differs from the baseline's" in out
+    rows = write(tmp_path / "run2.jsonl", [row(r, est_cycles=(r.est_cycles or 0) + 1) for r in suite()])
+    code, out, _ = _run(capsys, "regress", "--baseline", str(baseline), "--rows", str(rows))
     assert code == 1 and "4 regressions" in out
 
 
@@ -75,8 +89,8 @@ def test_flash_ram_and_accuracy() -> None:
     worse = _dicts([row(accuracy=0.905, accuracy_metric="top1", flash_bytes=41_100, ram_bytes=18_000)])
     result = compare(base, worse)
     verdicts = {c.what: c.verdict for c in result.changes}
-    assert verdicts == {"instructions": "unchanged", "flash": "regression", "ram": "improvement",
-                        "accuracy": "regression"}
+    assert verdicts == {"instructions": "unchanged", "est_cycles": "unchanged", "flash": "regression",
+                        "ram": "improvement", "accuracy": "regression"}
     # Accuracy tolerance in percentage points of a top-1 fraction: 0.912 -> 0.905 is 0.7 points.
     result = compare(base, worse, parse_tolerances(["accuracy=1", "flash=0.5"]))
     assert result.ok and {c.what: c.verdict for c in result.changes}["accuracy"] == "within tolerance"
@@ -147,7 +161,7 @@ def test_baseline_from_failed_rows_is_refused(capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--tol", "latency=1"], "unknown metric 'latency' (known: instructions, flash, ram, accuracy)"),
+    (["--tol", "latency=1"], "unknown metric 'latency' (known: instructions, est_cycles, flash, ram, accuracy)"),
     (["--tol", "instructions"], "expected METRIC=VALUE"),
     (["--tol", "flash=-1"], "must be a number >= 0"),
     (["--rows", "nope.jsonl"], "nope.jsonl: result rows file not found"),

@@ -18,7 +18,7 @@ def test_shipped_targets_load() -> None:
     assert f746.clock_hz == 216_000_000
     assert f746.flash.size == 1024 * 1024 and f746.ram.size == 320 * 1024
     assert f746.qemu is not None and f746.qemu.machine == "mps2-an500" and "proxy" in f746.qemu.proxy
-    assert "DS10916" in f746.power.source and f746.cost.source
+    assert "DS10916" in f746.power.source and f746.cycle_model.source and f746.cycle_model.memory.caches
 
 
 def test_cortex_m55_on_mps3_an547() -> None:

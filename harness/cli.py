@@ -499,10 +499,12 @@ def cmd_stress(args: argparse.Namespace) -> int:
     table = Table(title=f"{report.jobs} benches at once x {report.rounds} rounds, {report.hogs} busy-loop hogs"
                         f"{', --accuracy' if report.accuracy else ''} (load average {report.load_avg:.1f} "
                         f"on {os.cpu_count()} CPUs)")
-    for col in ("model", "target", "idle instructions", "benches", "ok", "failed", "wall s (max)"):
+    for col in ("model", "target", "idle instructions", "idle est. cycles", "benches", "ok", "failed",
+                "wall s (max)"):
         table.add_column(col, justify="left" if col in ("model", "target") else "right")
     for t in report.tallies:
         table.add_row(t.case.model, t.case.target, f"{t.idle_instructions:,}" if t.idle_instructions else "-",
+                      f"{t.idle_est_cycles:,}" if t.idle_est_cycles else "-",
                       str(t.runs), str(t.ok), str(len(t.failures)),
                       f"{max(t.wall_s):.1f}" if t.wall_s else "-")
     console.print(table)

@@ -4,9 +4,9 @@
 for its reference row, then for each round starts ``jobs`` complete ``tinyhil
 bench`` processes at the same instant, with ``hogs`` busy-loop processes keeping
 every core loaded. A bench fails the stress when its process fails, its row is
-not ok, or its instruction count or firmware build differs from the idle run's
-(counts under ``-icount shift=0`` do not depend on load, so any difference is a
-crossed wire or a lost byte). It is a benchmark command that prints numbers,
+not ok, or its instruction count, est. cycles or firmware build differs from the idle run's
+(counts under ``-icount shift=0``, and the timing model's est. cycles computed from
+them, do not depend on load, so any difference is a crossed wire or a lost byte). It is a benchmark command that prints numbers,
 not a timed test.
 """
 
@@ -41,6 +41,7 @@ class CaseTally:
 
     case: StressCase
     idle_instructions: int | None = None
+    idle_est_cycles: int | None = None
     idle_build: str = ""
     runs: int = 0
     ok: int = 0
@@ -96,6 +97,8 @@ def _verdict(tally: CaseTally, proc: subprocess.CompletedProcess[str], out: Path
         return f"exit {proc.returncode} with an ok row"
     if tally.idle_instructions is not None and row.get("instructions") != tally.idle_instructions:
         return f"instructions {row.get('instructions')} != idle {tally.idle_instructions}"
+    if tally.idle_est_cycles is not None and row.get("est_cycles") != tally.idle_est_cycles:
+        return f"est. cycles {row.get('est_cycles')} != idle {tally.idle_est_cycles}"
     if tally.idle_build and row.get("firmware_build") != tally.idle_build:
         return f"firmware build {row.get('firmware_build')} != idle {tally.idle_build}"
     if accuracy and row.get("predictions_match_reference") is not True:
@@ -128,6 +131,7 @@ def run_stress(cases: Sequence[StressCase], jobs: int, rounds: int, hogs: int, a
                 raise RunnerError(f"the idle run of {tally.case.model} on {tally.case.target} failed: {why}")
             row = _row(out) or {}
             tally.idle_instructions = row.get("instructions")  # type: ignore[assignment]
+            tally.idle_est_cycles = row.get("est_cycles")  # type: ignore[assignment]
             tally.idle_build = str(row.get("firmware_build") or "")
         hog_procs = [multiprocessing.Process(target=_hog, daemon=True) for _ in range(hogs)]
         for h in hog_procs:

@@ -230,3 +230,31 @@ def test_two_runs_started_at_once_each_talk_to_their_own_firmware(kws: Generated
             assert record is not None and record.ok, record.error if record else None
             assert record.firmware_build == image.build_id
             assert record.output == expected
+
+
+# ----------------------------------------------------------------- tinyhil stress's verdicts
+
+def test_stress_fails_a_bench_whose_numbers_differ_from_the_idle_run(tmp_path: Path) -> None:
+    """A crossed wire or a lost byte shows up as another count, another build, or no row."""
+    import json
+    import subprocess as sp
+
+    from harness.stress import CaseTally, StressCase, _verdict
+
+    tally = CaseTally(StressCase("kws", "cortex-m4"), idle_instructions=100, idle_est_cycles=130, idle_build="ab")
+    out = tmp_path / "row.jsonl"
+    done = sp.CompletedProcess(["tinyhil"], 0, "", "")
+
+    def verdict(**row: object) -> str:
+        out.write_text(json.dumps({"status": "ok", "instructions": 100, "est_cycles": 130, "firmware_build": "ab",
+                                   **row}) + "\n")
+        return _verdict(tally, done, out, accuracy=False)
+
+    assert verdict() == ""
+    assert verdict(instructions=140) == "instructions 140 != idle 100"
+    assert verdict(est_cycles=131) == "est. cycles 131 != idle 130"
+    assert verdict(firmware_build="cd") == "firmware build cd != idle ab"
+    assert verdict(status="failed", error="no answer") == "failed row: no answer"
+    out.unlink()
+    assert _verdict(tally, sp.CompletedProcess(["tinyhil"], 2, "", "error: boom\n"), out, False) == \
+        "no row (exit 2): error: boom"

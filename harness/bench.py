@@ -403,3 +403,23 @@ def _mismatch(record: RunRecord, expected: bytes) -> RunRecord:
 
     return replace(record, error=(f"firmware output {record.output.hex()[:40]} differs from the "
                                   f"reference interpreter's {expected.hex()[:40]}"))
+
+
+def unbuilt_row(case: BenchCase, runner: str, status: str, error: str) -> ResultRow:
+    """The row of a case that never ran (``does_not_fit``: the linker's overflow in bytes):
+    no numbers, the reason in ``error``."""
+    from harness.model import load_model as _load
+
+    model = _load(case.model_path)
+    target = case.target
+    return ResultRow(
+        benchmark=case.benchmark, model=model.name, model_sha256=model.sha256, target=target.name,
+        runner=runner, engine=case.engine.name, engine_version="", compiler="", cflags="", recipe="none",
+        status=status, error=error, proxy=target.qemu.proxy if (target.qemu and runner == "qemu") else "",
+        instructions=None, cycles=None, est_cycles=None, latency_ms=None, latency_source="", cpi=None,
+        cpi_source="", energy_uj=None, power_mw=target.power.active_mw, power_source=target.power.source,
+        flash_bytes=None, flash_code_bytes=None, flash_weights_bytes=None, flash_other_bytes=None,
+        ram_bytes=None, ram_static_bytes=None, ram_arena_bytes=None, ram_db_buffer_bytes=None,
+        ram_stack_bytes=None, output_matches_reference=None, accuracy=None, runs=0,
+        git_revision=git_revision(), timestamp=now(), kernels=case.engine.kernels,
+    )

@@ -19,10 +19,12 @@ thing twice compiles nothing the second time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Callable, Protocol, Sequence
 
 from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel, IOSpec
 from harness.engines.builtin.host import cache_dir as tinyhil_cache_dir
-from harness.errors import BuildError, DoesNotFitError, ToolMissingError
+from harness.errors import BuildError, DoesNotFitError, ToolMissingError, UserInputError
 from harness.model import Model
 from harness.targets import TargetDescriptor
 
@@ -431,6 +433,28 @@ def variant_target(target: TargetDescriptor, variant: str) -> TargetDescriptor:
     return replace(chip, board_defines=(*chip.board_defines, *extra))
 
 
+MANIFEST = "manifest.json"
+CACHED_FILES = ("firmware.elf", "firmware.ld", "firmware.map")
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (a corrupt cache entry being rebuilt)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cache_entry_ok(out_dir: Path) -> bool:
+    """A complete cache entry: its manifest names every file with the hash it has now."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+        return all(manifest.get(name) == _sha256(out_dir / name) for name in CACHED_FILES)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Path | None = None,
                    progress: Progress | None = None, toolchain: Toolchain | None = None,
                    stack_bytes: int = STACK_BYTES, extra_cflags: Sequence[str] = (),
@@ -498,10 +522,42 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
         input_bytes=sum(io.nbytes for io in gen.inputs),
         output_bytes=sum(io.nbytes for io in gen.outputs), cache_hit=True, build_id=key,
     )
-    if elf.is_file():
+    if _cache_entry_ok(out_dir):
         say(f"firmware for {gen.model.name} on {target.name}: cached ({elf})")
         return image
+    if out_dir.exists() and (elf.exists() or (out_dir / MANIFEST).exists()):
+        warn(f"cached firmware {out_dir} is incomplete or corrupt (its files do not match their "
+             "manifest): rebuilding it")
+        for name in (MANIFEST, "firmware.elf", "firmware.ld", "firmware.map"):
+            (out_dir / name).unlink(missing_ok=True)
 
+    try:
+        return _build_entry(gen, target, tc, generated, templates, script, cflags, ldflags, key, out_dir, elf,
+                            image, say, cxx, arch, board)
+    except OSError as e:
+        raise BuildError(f"cannot write the firmware cache {out_dir} ({e.strerror}): free some space or set "
+                         "TINYHIL_CACHE to a writable directory with room") from None
+
+
+def check_cache_writable() -> Path:
+    """The build cache (``TINYHIL_CACHE``, else ~/.cache/tinyhil), created and written to once
+    before any work: a read-only or missing place is exit 2 now, not a traceback after minutes."""
+    root = tinyhil_cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise UserInputError(f"the build cache {root} is not writable ({e.strerror}): set TINYHIL_CACHE to a "
+                             "writable directory") from None
+    return root
+
+
+def _build_entry(gen: FirmwareSources, target: TargetDescriptor, tc: Toolchain, generated: dict[str, str],
+                 templates: dict[str, Path], script: str, cflags: tuple[str, ...], ldflags: tuple[str, ...],
+                 key: str, out_dir: Path, elf: Path, image: FirmwareImage, say: Callable[[str], None],
+                 cxx: CxxPart | None, arch: Path, board: Path) -> FirmwareImage:
+    """Compile and link into a new cache entry (files first, its manifest last)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix="build-") as tmp:
         work = Path(tmp)
@@ -535,7 +591,11 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
                              "compiler warnings", cmd, proc.stderr)
         for name in ("firmware.ld", "firmware.map"):
             os.replace(work / name, out_dir / name)
-        os.replace(tmp_elf, elf)  # last: a concurrent build sees all or nothing
+        os.replace(tmp_elf, elf)
+        # Last: the manifest of the entry's files and their hashes; a hit checks it.
+        manifest = work / MANIFEST
+        manifest.write_text(json.dumps({name: _sha256(out_dir / name) for name in CACHED_FILES}, indent=1))
+        os.replace(manifest, out_dir / MANIFEST)
     say(f"firmware for {gen.model.name} on {target.name}: {elf}")
     return replace(image, cache_hit=False)
 

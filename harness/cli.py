@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import asdict
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,63 +23,83 @@ if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 
 err_console = Console(stderr=True)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.bench import BenchCase, resolve_models, run_case
-    from harness.model import load_model
+def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any]]:
+    """The bench's cases, runner, suite options and engines from its options, every user
+    mistake found before any work (exit 2): targets, models, engines, numbers, datasets."""
+    from harness.bench import BenchCase, resolve_models
+    from harness.build import check_cache_writable
     from harness.engines.dispatch import check_model, parse_engines
     from harness.hosting import prepare_runner
-    from harness.results import default_results_path, write_csv, write_rows
+    from harness.model import load_model
+    from harness.suite import SuiteOptions
     from harness.targets import find_target
 
+    options = SuiteOptions(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
+                           profile=bool(getattr(args, "profile", False)))
+    options.check()
+    check_cache_writable()
     targets = [find_target(t) for t in (args.target or ["cortex-m4"])]
     models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
     engines = parse_engines(args.engine, args.kernels, args.tflm_src)
     for _, path, _ in models:  # user mistakes first, before minutes of building
         for spec in engines:
             check_model(spec, load_model(path), targets)
+    plans = accuracy_plans(args, models)
     # A target the runner cannot host is exit 2; its tools are installed or named.
     runner = prepare_runner(args.runner, args.port, targets)
-    out = _results_out(args.out)
     cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
-    plans = accuracy_plans(args, models)
+    from dataclasses import replace
 
-    rows = []
+    return cases, runner, replace(options, accuracy=plans), engines
+
+
+def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None) -> tuple[list[Any], Any]:
+    """Run the bench's suite with a progress display, appending each row to ``out`` (and
+    ``csv``) the moment its case finishes; returns the rows and the suite options."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.results import RowSink
+    from harness.suite import SuiteEvent, run_suite
+
+    cases, runner, options, engines = bench_cases(args)
+    sink = RowSink(out, csv)  # checked (and created) before any work
+    rows: list[Any] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         overall = progress.add_task("bench", total=len(cases))
-        for case in cases:
-            label = f"{case.benchmark} on {case.target.name}" + (f" ({case.engine.label})" if len(engines) > 1 else "")
+        inputs: dict[int, Any] = {}
 
-            def note(msg: str, label: str = label) -> None:
-                progress.update(overall, description=f"{label}: {msg}")
+        def show(e: SuiteEvent) -> None:
+            label = f"{e.case.benchmark} on {e.case.target.name}" + (
+                f" ({e.case.engine.label})" if len(engines) > 1 else "")
+            if e.kind == "note":
+                progress.update(overall, description=f"{escape(label)}: {escape(e.message)}")
+            elif e.kind == "inputs":
+                if e.index not in inputs:
+                    inputs[e.index] = progress.add_task(f"  {escape(label)}: accuracy inputs", total=e.of)
+                progress.update(inputs[e.index], completed=e.done, total=e.of)
+            elif e.kind == "row":
+                if e.index in inputs:
+                    progress.remove_task(inputs.pop(e.index))
+                progress.advance(overall)
 
-            plan = plans.get(case.model_path)
-            inputs = progress.add_task(f"  {label}: accuracy inputs", total=len(plan.samples), visible=False) \
-                if plan is not None and plan.samples else None
+        for row in run_suite(cases, runner, options, show):
+            sink.append(row)
+            rows.append(row)
+    return rows, options
 
-            def on_input(done: int, total: int, task: Any = inputs) -> None:
-                if task is not None:
-                    progress.update(task, completed=done, total=total, visible=True)
 
-            rows.append(run_case(case, runner, args.runs, args.warmup, args.timeout, note,
-                                 accuracy=plan, profile=bool(getattr(args, "profile", False)), on_input=on_input))
-            if inputs is not None:
-                progress.remove_task(inputs)
-            progress.advance(overall)
-
-    write_rows(rows, out)
-    if args.csv:
-        write_csv(rows, Path(args.csv))
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table."""
+    out = _results_out(args.out)
+    rows, options = run_bench(args, out, Path(args.csv) if args.csv else None)
     console.print(bench_table(rows))
-    if len(engines) > 1:
+    if len({(r.engine, r.kernels) for r in rows}) > 1:
         console.print(engines_table(rows))
-    print_accuracy_and_profiles(rows, plans, bool(getattr(args, "profile", False)))
+    print_accuracy_and_profiles(rows, options.accuracy, options.profile)
     notes = sorted({f"{r.target}: {r.proxy}" for r in rows if r.proxy})
     for n in notes:
-        console.print(f"[dim]{n}[/]")
+        console.print(f"[dim]{escape(n)}[/]")
     if args.runner != "qemu":
         console.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
                                                  "latency = cycles / clock (a timer's time on cores without one)"
@@ -89,10 +110,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   "states and caches, run on the same instructions; docs/cycle-model.md); est. latency = "
                   "est. cycles / clock; energy = est. latency x datasheet active power. Sources: the target "
                   "descriptors.[/]")
-    console.print(f"rows written to {out}" + (f" and {args.csv}" if args.csv else ""))
+    console.print(f"rows appended to {escape(str(out))}" + (f" and {escape(args.csv)}" if args.csv else ""))
     failed = [r for r in rows if r.status != "ok"]
     for r in failed:
-        err_console.print(f"[red]failed:[/] {r.benchmark} on {r.target}: {r.error}", soft_wrap=True)
+        what = "does not fit" if r.status == "does_not_fit" else "failed"
+        err_console.print(f"[red]{what}:[/] {escape(r.benchmark)} on {escape(r.target)}: {escape(r.error)}",
+                          soft_wrap=True)
     return 1 if failed else 0
 
 
@@ -202,9 +225,10 @@ def bench_table(rows: list[Any]) -> Table:
     for r in rows:
         ok = r.status == "ok"
         flash = (f"{r.flash_bytes / 1024:.1f} ({r.flash_code_bytes / 1024:.1f}+"
-                 f"{r.flash_weights_bytes / 1024:.1f}+{r.flash_other_bytes / 1024:.1f})")
+                 f"{r.flash_weights_bytes / 1024:.1f}+{r.flash_other_bytes / 1024:.1f})"
+                 if r.flash_bytes is not None else "-")
         ram = (f"{r.ram_bytes / 1024:.1f} ({r.ram_static_bytes / 1024:.1f}+{r.ram_stack_bytes / 1024:.1f})"
-               if ok else f"{r.ram_static_bytes / 1024:.1f} (static)")
+               if ok else f"{r.ram_static_bytes / 1024:.1f} (static)" if r.ram_static_bytes is not None else "-")
         table.add_row(
             r.benchmark, r.target, *((engine_label(r),) if by_engine else ()),
             # A board's row has cycles (DWT) or only a timer latency, never instructions.
@@ -215,7 +239,7 @@ def bench_table(rows: list[Any]) -> Table:
             flash, ram,
             f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-",
             "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
-            "[green]ok[/]" if ok else "[red]failed[/]",
+            "[green]ok[/]" if ok else f"[red]{r.status.replace('_', ' ')}[/]",
         )
     return table
 
@@ -249,10 +273,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.hosting import prepare_runner
     from harness.recipes import RecipeError, parse_recipes, require_quantizer
     from harness.recipes.calibration import benchmark_of, calibration_for, float_samples, reference_model
-    from harness.recipes.compare import make_variants, run_variants
-    from harness.results import default_results_path, write_rows
+    from harness.recipes.compare import iter_variants, make_variants
+    from harness.results import RowSink, default_results_path
+    from harness.suite import SuiteOptions
     from harness.targets import find_target
 
+    SuiteOptions(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout).check()
     float_model = Path(args.model)
     if not float_model.is_file():
         raise UserInputError(f"--model {args.model}: float .tflite file not found")
@@ -273,16 +299,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise UserInputError(f"--reference-model: no MLPerf reference int8 model for {benchmark} found")
     runner = prepare_runner(args.runner, None, [target])
     # compare-<time>.jsonl: `tinyhil report` reads it, `baseline update` (bench-*) does not pick it.
-    out = _results_out(args.out) if args.out else default_results_path().with_name(
-        default_results_path().name.replace("bench-", "compare-", 1))
+    out = _results_out(args.out) if args.out else default_results_path("compare")
+    sink = RowSink(out)  # checked before any work; each row is appended as its recipe finishes
+    rows = []
     with err_console.status("compare") as status:
         def note(msg: str) -> None:
-            status.update(f"compare {benchmark} on {target.name}: {msg}")
+            status.update(f"compare {escape(benchmark)} on {target.name}: {escape(msg)}")
 
         variants = make_variants(float_model, specs, calibration, reference, note)
-        rows = run_variants(benchmark, float_model, variants, target, runner, samples, dataset,
-                            args.runs, args.warmup, args.timeout, note)
-    write_rows(rows, out)
+        for row in iter_variants(benchmark, float_model, variants, target, runner, samples, dataset,
+                                 args.runs, args.warmup, args.timeout, note):
+            sink.append(row)
+            rows.append(row)
     # Fifteen columns: wider than the bench's 160 when piped, so no cell is cut.
     wide = console if console.is_terminal else Console(width=200)
     wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
@@ -291,10 +319,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                   "points for top1; anomaly_score_mean is the mean reconstruction error, lower is better). "
                   "instructions: QEMU -icount; est. latency and energy from the timing model's est. cycles and the "
                   "target's power.[/]")
-    console.print(f"rows written to {out}")
+    console.print(f"rows appended to {escape(str(out))}")
     for r in rows:
         if r.status != "ok":
-            err_console.print(f"[red]failed:[/] {r.recipe}: {escape(r.error)}", soft_wrap=True, highlight=False)
+            what = "does not fit" if r.status == "does_not_fit" else "failed"
+            err_console.print(f"[red]{what}:[/] {escape(r.recipe)}: {escape(r.error)}", soft_wrap=True,
+                              highlight=False)
     return 1 if any(r.status != "ok" for r in rows) else 0
 
 
@@ -340,9 +370,9 @@ def cmd_tflm_fetch(args: argparse.Namespace) -> int:
     from harness.engines.tflm.trees import DEFAULT_URL_TEMPLATE, PINNED, fetch_trees
 
     trees = fetch_trees(Path(args.dest) if args.dest else None, args.url_template or DEFAULT_URL_TEMPLATE,
-                        progress=lambda m: err_console.print(m, highlight=False), force=args.force)
+                        progress=lambda m: err_console.print(escape(m), highlight=False), force=args.force)
     for pin in PINNED:
-        console.print(f"{pin.name:13} {pin.commit}  {trees.path(pin.name)}", highlight=False)
+        console.print(escape(f"{pin.name:13} {pin.commit}  {trees.path(pin.name)}"), highlight=False)
     return 0
 
 
@@ -426,15 +456,15 @@ def cmd_perf(args: argparse.Namespace) -> int:
                 kernels.append(k)
             except TinyhilError as e:
                 console.print(f"[yellow]TFLM {k} not run:[/] {escape(str(e))}")
-        argv = ["bench", "--engine", "builtin,tflm" if kernels else "builtin"]
-        argv += ["--kernels", ",".join(kernels)] if kernels else []
-        argv += [a for t in (args.target or ["cortex-m4", "stm32f746"]) for a in ("--target", t)]
-        argv += [a for m in (args.model or []) for a in ("--model", m)]
-        argv += ["--models-dir", args.models_dir] if args.models_dir else []
-        argv += ["--tflm-src", args.tflm_src] if args.tflm_src else []
+        bench = argparse.Namespace(
+            engine=["builtin,tflm" if kernels else "builtin"], kernels=[",".join(kernels)] if kernels else [],
+            target=args.target or ["cortex-m4", "stm32f746"], model=args.model or [], models_dir=args.models_dir,
+            tflm_src=args.tflm_src, runs=1, warmup=0, timeout=300.0, runner="qemu", port=None, accuracy=False,
+            dataset=None, limit=None, profile=False)
         out = _results_out(args.out)
-        rc = cmd_bench(build_parser().parse_args([*argv, "--out", str(out)]))
-        rows = read_rows(out)
+        bench_rows, _ = run_bench(bench, out)
+        rows = [asdict(r) for r in bench_rows]
+        rc = 1 if any(r.status != "ok" for r in bench_rows) else 0
     loaded = {bench: load_model(path) for bench, path, _ in models}
     macs = {bench: m.macs for bench, m in loaded.items()}
     scratch = {bench: (scratch_bytes(m) + 3) // 4 * 4 for bench, m in loaded.items()}
@@ -642,7 +672,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     else:
         console.print("fitted: the table's costs already fit best; nothing to override")
     if result.path is not None:
-        console.print(f"stored as {result.path}: every later run on {target.name} uses it "
+        console.print(f"stored as {escape(str(result.path))}: every later run on {target.name} uses it "
                       "(delete the file to go back to the table)", highlight=False)
     return 0
 
@@ -678,7 +708,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     terminal.render(report, console if console.is_terminal else Console(width=200))
     for path, module in ((args.csv, mlperf_csv), (args.md, markdown), (args.html, html_page)):
         if path:
-            console.print(f"wrote {module.write(report, Path(path))}")
+            console.print(f"wrote {escape(str(module.write(report, Path(path))))}")
     return 0
 
 
@@ -695,34 +725,36 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if args.rows:
         current = load_row_files([Path(p) for p in args.rows])
     else:
-        if not args.target:
-            args.target = sorted({r["target"] for r in baseline})
-        if not args.model:
-            args.model = [b for b in MLPERF_TINY if any(r["benchmark"] == b for r in baseline)]
-            if not args.model:
+        rerun = argparse.Namespace(**vars(args))  # the baseline's suite where the options say nothing
+        if not rerun.target:
+            rerun.target = sorted({r["target"] for r in baseline})
+        if not rerun.model:
+            rerun.model = [b for b in MLPERF_TINY if any(r["benchmark"] == b for r in baseline)]
+            if not rerun.model:
                 raise UserInputError(f"{args.baseline}: no MLPerf Tiny benchmark in the baseline to rerun: "
                                      "name the models with --model PATH.tflite")
-        if not args.engine:
-            args.engine = sorted({str(r["engine"]) for r in baseline})
-            if not args.kernels:
-                args.kernels = sorted({str(r["kernels"]) for r in baseline if r.get("kernels")})
+        if not rerun.engine:
+            rerun.engine = sorted({str(r["engine"]) for r in baseline})
+            if not rerun.kernels:
+                rerun.kernels = sorted({str(r["kernels"]) for r in baseline if r.get("kernels")})
         # The rows land in results/ like any bench run's, so reports show them in the trend.
-        args.out, args.csv = str(default_results_path()), None
-        cmd_bench(args)
-        current = load_row_files([Path(args.out)])
+        out = default_results_path()
+        rows, _ = run_bench(rerun, out)
+        console.print(bench_table(rows))
+        current = load_row_files([out])
     result = compare(in_scope(baseline, targets, benchmarks), in_scope(current, targets, benchmarks), tolerances)
     console.print(regress_table(result))
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, highlight=False)
     tol = ", ".join(f"{k} {v:g}{'%' if k != 'accuracy' else ' points'}" for k, v in result.tolerances.items())
-    console.print(f"{result.keys_compared} keys compared with {args.baseline} (tolerances: {tol}): "
+    console.print(f"{result.keys_compared} keys compared with {escape(args.baseline)} (tolerances: {tol}): "
                   f"{result.count('regression')} regressions, {result.count('improvement')} improvements, "
                   f"{result.count('within tolerance')} within tolerance, {result.count('new')} new, "
                   f"{result.count('unchanged')} unchanged", highlight=False)
     if result.ok:
         console.print("[green]no regressions[/]")
         return 0
-    err_console.print(f"[red]{result.count('regression')} regression(s)[/] against {args.baseline}",
+    err_console.print(f"[red]{result.count('regression')} regression(s)[/] against {escape(args.baseline)}",
                       highlight=False)
     return 1
 
@@ -781,7 +813,7 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     sources = ", ".join(str(p) for p in paths)
     doc = write_baseline(load_row_files(paths), Path(args.out), source=sources)
     keys = ", ".join(sorted({"/".join(row_key(r)[:3]) for r in doc["rows"]}))
-    console.print(f"baseline {args.out}: {len(doc['rows'])} rows ({keys}) from {sources}", highlight=False)
+    console.print(escape(f"baseline {args.out}: {len(doc['rows'])} rows ({keys}) from {sources}"), highlight=False)
     return 0
 
 
@@ -968,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except TinyhilError as e:
         if args.debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         code = e.exit_code
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")

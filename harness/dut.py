@@ -86,6 +86,12 @@ class LayerProfile:
     pair_ticks: int  # their total, loop overhead removed
 
 
+def visible(data: bytes) -> str:
+    """Bytes from a device as text that is safe on a terminal and in a row: printable
+    ASCII as is, anything else (ESC, other control bytes, non-ASCII) as ``\\xNN``."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in data)
+
+
 def firmware_build_id(elf: Path) -> str | None:
     """The build id a tinyhil firmware names in its boot banner (``m-th-build-[id]``,
     the build's cache key, compiled in as a string), read from the ELF; None for an
@@ -131,7 +137,7 @@ class Dut:
                 raise RunTimeout(f"no answer from the device within the deadline (last lines: {tail})")
             self._buf += self._read_some(max(0.0, min(0.5, deadline - time.monotonic())))
         line, self._buf = self._buf.split(b"\n", 1)
-        text = line.decode("ascii", errors="replace").strip("\r\x00 ")
+        text = visible(line.strip(b"\r\x00 "))
         self.transcript.append(text)
         return text
 
@@ -155,7 +161,7 @@ class Dut:
             if line == READY:
                 break
             if not line.startswith(("m-", "e-")):
-                raise DutProtocolError(f"garbled line from the device: {line[:80]!r}")
+                raise DutProtocolError(f"garbled line from the device: '{line[:80]}'")
             lines.append(line)
         errors = [ln for ln in lines if ln.startswith("e-")]
         if errors:
@@ -351,7 +357,7 @@ class Dut:
             if m is None:
                 if line.startswith("e-") or line.startswith("m-th-fault"):
                     raise DutProtocolError(f"device reported during th-batch: {line}")
-                raise DutProtocolError(f"unexpected line during th-batch: {line[:80]!r}")
+                raise DutProtocolError(f"unexpected line during th-batch: '{line[:80]}'")
             index, crc, status, hexstr = int(m.group(1)), int(m.group(2), 16), int(m.group(3)), m.group(4)
             if index != len(outputs):
                 raise DutProtocolError(f"th-batch: output {index} arrived when {len(outputs)} was due")

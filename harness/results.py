@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
+import os
+import stat
 import subprocess
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness import __version__
-from harness.errors import UserInputError
+from harness.errors import TinyhilError, UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "results"
@@ -116,32 +119,123 @@ def engine_version() -> str:
     return f"tinyhil-{__version__}"
 
 
-def default_results_path() -> Path:
+def default_results_path(kind: str = "bench") -> Path:
+    """A new file name under results/, unique per run (time, process id, a random tag)."""
+    import secrets
+
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS_DIR / f"bench-{stamp}.jsonl"
+    return RESULTS_DIR / f"{kind}-{stamp}-{os.getpid()}{secrets.token_hex(2)}.jsonl"
+
+
+def check_output_path(path: Path, option: str) -> Path:
+    """``path`` as an output the rows can be appended to, checked before any work.
+
+    A regular file is appended to, a symlink is written through to its target, a new
+    file is created (its parent directories too); anything else (a directory, a FIFO,
+    a device, a socket) is refused. The file is opened for appending once here, so a
+    read-only place, a parent that is a file or a missing permission is found now.
+
+    Raises:
+        UserInputError: naming the option, the path and what is wrong (exit 2).
+    """
+    target = path.resolve() if path.is_symlink() else path
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"{option} {path}: {parent} is not a directory")
+            break
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise UserInputError(f"{option} {path}: cannot be used as an output ({e.strerror})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise UserInputError(f"{option} {path}: is {kind}; give a regular file (rows are appended to it)")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.close(fd)
+    except OSError as e:
+        raise UserInputError(f"{option} {path}: cannot write there ({e.strerror})") from None
+    return target
+
+
+class RowWriteError(TinyhilError):
+    """Writing a finished row failed (a full disk, a lost mount): the rows before it stay."""
+
+    exit_code = 1
+
+
+class RowSink:
+    """Appends each finished row to a JSON-lines file (and optionally a CSV file) at once:
+    written, flushed and fsynced under an exclusive lock, so a crash or Ctrl-C keeps every
+    row that finished and two benches writing one file both land.
+
+    Open it after the input checks and before the work (``check_output_path`` runs then).
+    """
+
+    def __init__(self, path: Path, csv_path: Path | None = None) -> None:
+        self.path = check_output_path(path, "--out")
+        self.csv_path = check_output_path(csv_path, "--csv") if csv_path is not None else None
+        self.written = 0
+
+    @staticmethod
+    def _append(path: Path, text: str) -> None:
+        import fcntl
+
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # releases the lock
+
+    def append(self, row: ResultRow) -> None:
+        """Write ``row`` now; a failure is a RowWriteError naming the file (earlier rows stay)."""
+        try:
+            self._append(self.path, row.to_json() + "\n")
+        except OSError as e:
+            raise RowWriteError(f"cannot write the row of {row.benchmark} on {row.target} to {self.path} "
+                                f"({e.strerror}); the {self.written} row(s) before it are there") from None
+        if self.csv_path is not None:
+            try:
+                self._append(self.csv_path, _csv_text(row, header=self.csv_path.stat().st_size == 0))
+            except OSError as e:
+                raise RowWriteError(f"cannot write the row of {row.benchmark} on {row.target} to "
+                                    f"{self.csv_path} ({e.strerror})") from None
+        self.written += 1
+
+
+def _csv_text(row: ResultRow, header: bool) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=column_names())
+    if header:
+        writer.writeheader()
+    writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in asdict(row).items()})
+    return buf.getvalue()
 
 
 def write_rows(rows: Iterable[ResultRow], path: Path) -> Path:
-    """Write rows as JSON lines, atomically (a crash never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".partial")
-    with tmp.open("w") as f:
-        for row in rows:
-            f.write(row.to_json() + "\n")
-    tmp.replace(path)
-    return path
+    """Append rows to ``path`` as JSON lines (each flushed and fsynced; see RowSink)."""
+    sink = RowSink(path)
+    for row in rows:
+        sink.append(row)
+    return sink.path
 
 
 def write_csv(rows: Iterable[ResultRow], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".partial")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=column_names())
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    tmp.replace(path)
-    return path
+    """Append rows to ``path`` as CSV (a header first when the file is new)."""
+    target = check_output_path(path, "--csv")
+    for row in rows:
+        RowSink._append(target, _csv_text(row, header=target.stat().st_size == 0))
+    return target
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from harness.bench import AccuracyPlan, BenchCase, accuracy_kind, run_case
 from harness.datasets import Sample
-from harness.errors import TinyhilError
+from harness.errors import DoesNotFitError, TinyhilError
 from harness.model import Model, Tensor, load_model
 from harness.recipes import Calibration, RecipeSpec, apply_recipe
 from harness.recipes.quantize import read
@@ -111,11 +111,19 @@ def run_variants(benchmark: str, float_model: Path, variants: Sequence[Variant],
                  runner: Runner, samples: Sequence[Sample], dataset: Path | None, runs: int, warmup: int,
                  timeout_s: float, progress: Callable[[str], None] | None = None) -> list[ResultRow]:
     """Build and run each variant on ``target``; rows carry ``recipe`` and the float model's name."""
+    return list(iter_variants(benchmark, float_model, variants, target, runner, samples, dataset, runs, warmup,
+                              timeout_s, progress))
+
+
+def iter_variants(benchmark: str, float_model: Path, variants: Sequence[Variant], target: TargetDescriptor,
+                  runner: Runner, samples: Sequence[Sample], dataset: Path | None, runs: int, warmup: int,
+                  timeout_s: float, progress: Callable[[str], None] | None = None) -> Iterator[ResultRow]:
+    """:func:`run_variants`, each row yielded as soon as its variant is finished (a variant
+    that does not fit the target is a ``does_not_fit`` row)."""
     note = progress or (lambda _m: None)
-    rows = []
     for v in variants:
         if v.model_path is None:
-            rows.append(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error))
+            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error)
             continue
         try:
             model = load_model(v.model_path)
@@ -125,16 +133,19 @@ def run_variants(benchmark: str, float_model: Path, variants: Sequence[Variant],
 
             row = run_case(BenchCase(benchmark, v.model_path, None, target), runner, runs, warmup, timeout_s,
                            step, accuracy=plan)
+        except DoesNotFitError as e:
+            yield replace(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
+                                     str(e).splitlines()[0]), status="does_not_fit")
+            continue
         except TinyhilError as e:
-            rows.append(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e)))
+            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e))
             continue
         except Exception as e:  # an engine bug on one recipe's model must not lose the other rows
-            rows.append(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
-                                   f"internal error building or running it: {type(e).__name__}: {e}"))
+            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
+                             f"internal error building or running it: {type(e).__name__}: {e}")
             continue
         model_name = row.model if v.recipe == REFERENCE_RECIPE else float_model.stem
-        rows.append(replace(row, recipe=v.recipe, model=model_name))
-    return rows
+        yield replace(row, recipe=v.recipe, model=model_name)
 
 
 @dataclass(frozen=True)

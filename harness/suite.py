@@ -1,0 +1,96 @@
+"""The suite: cases in, result rows out, one at a time, for every command that benches.
+
+``run_suite(cases, runner, options, on_event)`` yields each case's row as soon as it
+is finished, so the caller can append it to its files before the next case starts (a
+Ctrl-C or a crash later keeps it). A model that does not fit its target is a row with
+status ``does_not_fit`` and the overflow in bytes (a chip comparison's normal result),
+and the suite goes on. Events (``SuiteEvent``) drive progress displays and logs; the
+suite itself prints nothing.
+
+    for row in run_suite(cases, runner, SuiteOptions(runs=1), on_event=show):
+        sink.append(row)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from harness.bench import AccuracyPlan, BenchCase, run_case, unbuilt_row
+from harness.errors import DoesNotFitError, UserInputError
+from harness.results import ResultRow
+from harness.runners.base import Runner
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """How every case runs; checked by :meth:`check` before any work."""
+
+    runs: int = 1
+    warmup: int = 0
+    timeout_s: float = 300.0
+    profile: bool = False
+    accuracy: dict[Path, AccuracyPlan] = field(default_factory=dict)  # by model path (--accuracy)
+
+    def check(self) -> None:
+        """Bad numbers are exit 2 before any build: runs >= 1, warmup >= 0, a finite timeout > 0."""
+        if not isinstance(self.runs, int) or self.runs < 1:
+            raise UserInputError(f"--runs {self.runs}: expected a number of timed inferences >= 1")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise UserInputError(f"--warmup {self.warmup}: expected a number of untimed inferences >= 0")
+        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise UserInputError(f"--timeout {self.timeout_s}: expected a finite number of seconds > 0")
+
+
+@dataclass(frozen=True)
+class SuiteEvent:
+    """What the suite is doing: ``kind`` is "case" (a case starts), "note" (a step of it),
+    "inputs" (accuracy inputs done of total) or "row" (a case's row is ready)."""
+
+    kind: str
+    case: BenchCase
+    index: int  # 0-based position of the case
+    total: int  # number of cases
+    message: str = ""
+    done: int = 0
+    of: int = 0
+    row: ResultRow | None = None
+
+
+OnEvent = Callable[[SuiteEvent], None]
+
+
+def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
+              on_event: OnEvent | None = None) -> Iterator[ResultRow]:
+    """Run each case and yield its row as soon as it is finished.
+
+    User mistakes found before work (bad numbers) raise UserInputError; a case whose
+    model does not fit its target yields a ``does_not_fit`` row; a run that fails yields
+    a ``failed`` row. Everything else a case raises propagates (the rows already
+    yielded are the caller's to keep).
+    """
+    options.check()
+    emit = on_event or (lambda _e: None)
+    total = len(cases)
+    for index, case in enumerate(cases):
+        emit(SuiteEvent("case", case, index, total))
+
+        def note(msg: str, case: BenchCase = case, index: int = index) -> None:
+            emit(SuiteEvent("note", case, index, total, message=msg))
+
+        def on_input(done: int, of: int, case: BenchCase = case, index: int = index) -> None:
+            emit(SuiteEvent("inputs", case, index, total, done=done, of=of))
+
+        try:
+            row = run_case(case, runner, options.runs, options.warmup, options.timeout_s, note,
+                           accuracy=options.accuracy.get(case.model_path), profile=options.profile,
+                           on_input=on_input)
+        except DoesNotFitError as e:
+            row = unbuilt_row(case, runner.name, "does_not_fit", str(e).splitlines()[0])
+        emit(SuiteEvent("row", case, index, total, row=row))
+        yield row
+
+
+__all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "run_suite"]

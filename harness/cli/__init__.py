@@ -1,0 +1,53 @@
+"""The `tinyhil` command line: one module per subcommand (each registers its parser); only main() exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from rich.markup import escape
+
+from harness import __version__
+from harness.cli import (bench, compare, cycles, engine, perf, regress, report, stress, targets,  # noqa: F401
+                         tflm)
+from harness.cli.common import console, err_console
+from harness.errors import TinyhilError
+
+# One module per subcommand; each registers its parser(s). The order is the help's.
+SUBCOMMANDS = (bench, compare, perf, cycles, stress, targets, report, regress, tflm, engine)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyhil", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tinyhil {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        code = func(args)
+    except TinyhilError as e:
+        if args.debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["build_parser", "console", "err_console", "main"]

@@ -1,0 +1,303 @@
+"""`tinyhil bench`: the MLPerf-Tiny-style suite on targets, rows appended as they finish."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness import __version__
+from harness.cli.common import _results_out, console, err_console
+from harness.errors import CheckFailed, TinyhilError, UserInputError
+
+
+def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any]]:
+    """The bench's cases, runner, suite options and engines from its options, every user
+    mistake found before any work (exit 2): targets, models, engines, numbers, datasets."""
+    from harness.bench import BenchCase, resolve_models
+    from harness.build import check_cache_writable
+    from harness.engines.dispatch import check_model, parse_engines
+    from harness.hosting import prepare_runner
+    from harness.model import load_model
+    from harness.suite import SuiteOptions
+    from harness.targets import find_target
+
+    options = SuiteOptions(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
+                           profile=bool(getattr(args, "profile", False)))
+    options.check()
+    check_cache_writable()
+    targets = [find_target(t) for t in (args.target or ["cortex-m4"])]
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    engines = parse_engines(args.engine, args.kernels, args.tflm_src)
+    for _, path, _ in models:  # user mistakes first, before minutes of building
+        for spec in engines:
+            check_model(spec, load_model(path), targets)
+    plans = accuracy_plans(args, models)
+    # A target the runner cannot host is exit 2; its tools are installed or named.
+    runner = prepare_runner(args.runner, args.port, targets)
+    cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
+    from dataclasses import replace
+
+    return cases, runner, replace(options, accuracy=plans), engines
+
+
+def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None) -> tuple[list[Any], Any]:
+    """Run the bench's suite with a progress display, appending each row to ``out`` (and
+    ``csv``) the moment its case finishes; returns the rows and the suite options."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.results import RowSink
+    from harness.suite import SuiteEvent, run_suite
+
+    cases, runner, options, engines = bench_cases(args)
+    sink = RowSink(out, csv)  # checked (and created) before any work
+    rows: list[Any] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        overall = progress.add_task("bench", total=len(cases))
+        inputs: dict[int, Any] = {}
+
+        def show(e: SuiteEvent) -> None:
+            label = f"{e.case.benchmark} on {e.case.target.name}" + (
+                f" ({e.case.engine.label})" if len(engines) > 1 else "")
+            if e.kind == "note":
+                progress.update(overall, description=f"{escape(label)}: {escape(e.message)}")
+            elif e.kind == "inputs":
+                if e.index not in inputs:
+                    inputs[e.index] = progress.add_task(f"  {escape(label)}: accuracy inputs", total=e.of)
+                progress.update(inputs[e.index], completed=e.done, total=e.of)
+            elif e.kind == "row":
+                if e.index in inputs:
+                    progress.remove_task(inputs.pop(e.index))
+                progress.advance(overall)
+
+        for row in run_suite(cases, runner, options, show):
+            sink.append(row)
+            rows.append(row)
+    return rows, options
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table."""
+    out = _results_out(args.out)
+    rows, options = run_bench(args, out, Path(args.csv) if args.csv else None)
+    console.print(bench_table(rows))
+    if len({(r.engine, r.kernels) for r in rows}) > 1:
+        console.print(engines_table(rows))
+    print_accuracy_and_profiles(rows, options.accuracy, options.profile)
+    notes = sorted({f"{r.target}: {r.proxy}" for r in rows if r.proxy})
+    for n in notes:
+        console.print(f"[dim]{escape(n)}[/]")
+    if args.runner != "qemu":
+        console.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
+                                                 "latency = cycles / clock (a timer's time on cores without one)"
+                                                 if args.runner == "board" else
+                                                 "instructions = Renode's ExecutedInstructions per inference") + "[/]")
+    console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; est. cycles: "
+                  "the timing model (tinyhil-cycles: the core's timing table and the target's flash wait "
+                  "states and caches, run on the same instructions; docs/cycle-model.md); est. latency = "
+                  "est. cycles / clock; energy = est. latency x datasheet active power. Sources: the target "
+                  "descriptors.[/]")
+    console.print(f"rows appended to {escape(str(out))}" + (f" and {escape(args.csv)}" if args.csv else ""))
+    failed = [r for r in rows if r.status != "ok"]
+    for r in failed:
+        what = "does not fit" if r.status == "does_not_fit" else "failed"
+        err_console.print(f"[red]{what}:[/] {escape(r.benchmark)} on {escape(r.target)}: {escape(r.error)}",
+                          soft_wrap=True)
+    return 1 if failed else 0
+
+
+def accuracy_plans(args: argparse.Namespace, models: list[tuple[str, Path, Path | None]]) -> dict[Path, Any]:
+    """--accuracy: each model's dataset plan (a bad --dataset is exit 2, before any build)."""
+    from harness.bench import plan_accuracy
+    from harness.model import load_model
+
+    dataset = getattr(args, "dataset", None)
+    if not getattr(args, "accuracy", False):
+        if dataset or getattr(args, "limit", None) is not None:
+            raise UserInputError("--dataset and --limit apply to accuracy runs: add --accuracy")
+        return {}
+    if dataset and len(models) != 1:
+        raise UserInputError(f"--dataset {dataset} is for one model: give exactly one --model "
+                             f"(got {len(models)}: {', '.join(b for b, _, _ in models)})")
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise UserInputError(f"--limit {limit}: expected a number of inputs >= 1")
+    return {path: plan_accuracy(bench, load_model(path), ds, Path(dataset) if dataset else None, limit)
+            for bench, path, ds in models}
+
+
+def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile: bool = False) -> None:
+    """After the bench table: accuracy on target against the host, then each row's per-layer profile."""
+    if plans:
+        console.print(accuracy_table(rows))
+        for reason in dict.fromkeys(p.unavailable for p in plans.values() if p.unavailable):
+            console.print(f"[yellow]note:[/] {escape(reason)}", soft_wrap=True, highlight=False)
+    for r in rows:
+        if r.layers:
+            console.print(layers_table(r))
+    if any(r.layers for r in rows):
+        console.print("[dim]per layer: the firmware's own timer stamps around each kernel call (a profiling "
+                      "build). Each layer's count includes one BEGIN/END pair of timer reads (the overhead "
+                      "above); the layers sum to the whole inference plus that overhead per layer, within "
+                      "two timer ticks (each tick is the target descriptor's instructions_per_tick under QEMU). "
+                      "est. cycles per layer: the timing model over the same span (from one layer's BEGIN "
+                      "stamp call to the next).[/]")
+    skipped = sorted({r.engine for r in rows if profile and r.engine != "builtin"})
+    if skipped:
+        console.print(f"[yellow]note:[/] no per-layer profile for the {', '.join(skipped)} engine: "
+                      "--profile times the builtin engine's kernel calls", highlight=False)
+
+
+def _accuracy_value(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if metric == "top1" else f"{value:.4f}"
+
+
+def accuracy_table(rows: list[Any]) -> Table:
+    table = Table(title="accuracy on target (firmware) against the host interpreter")
+    for c in ("benchmark", "target", "metric", "inputs", "firmware", "host", "outputs"):
+        table.add_column(c, justify="right" if c in ("inputs", "firmware", "host") else "left")
+    for r in rows:
+        if not r.accuracy_metric:
+            continue
+        match = r.predictions_match_reference
+        outputs = ("[green]all equal[/]" if match else "[red]differ[/]" if match is False
+                   else "no dataset" if not r.accuracy_samples else "-")
+        table.add_row(r.benchmark, r.target, r.accuracy_metric, f"{r.accuracy_samples or 0:,}",
+                      _accuracy_value(r.accuracy, r.accuracy_metric),
+                      _accuracy_value(r.accuracy_reference, r.accuracy_metric), outputs)
+    return table
+
+
+def layers_table(row: Any) -> Table:
+    """One row's per-layer profile: op, output shape, MACs, count, MACs per count, share."""
+    unit = "instructions" if row.instructions is not None else "cycles"
+    total = sum(layer["count"] for layer in row.layers) or 1
+    table = Table(title=f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
+                        f"{row.profile_overhead} per layer)")
+    est = all("est_cycles" in layer for layer in row.layers)
+    est_total = sum(layer.get("est_cycles", 0) for layer in row.layers) or 1
+    cols = ["#", "op", "output shape", "MACs", unit, f"MACs/{unit[:-1]}"]
+    cols += ["est. cycles", "MACs/est. cycle", "% of est. cycles"] if est else ["% of total"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("op", "output shape") else "right")
+    for layer in row.layers:
+        mpc = layer["macs_per_count"]
+        cells = [str(layer["index"]), layer["op"], "x".join(str(d) for d in layer["output_shape"]),
+                 f"{layer['macs']:,}", f"{layer['count']:,}", f"{mpc:.3f}" if mpc is not None else "-"]
+        if est:
+            mpe = layer.get("macs_per_est_cycle")
+            cells += [f"{layer['est_cycles']:,}", f"{mpe:.3f}" if mpe is not None else "-",
+                      f"{100 * layer['est_cycles'] / est_total:.1f}"]
+        else:
+            cells.append(f"{100 * layer['count'] / total:.1f}")
+        table.add_row(*cells)
+    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}", "",
+                  *((f"{est_total:,}", "", "100.0") if est else ("100.0",)), style="bold")
+    return table
+
+
+def bench_table(rows: list[Any]) -> Table:
+    from harness.engines.compare import engine_label
+
+    labels = list(dict.fromkeys(engine_label(r) for r in rows)) or ["builtin"]
+    by_engine = labels != ["builtin"]  # an engine column unless every row is builtin's
+    table = Table(title=f"tinyhil bench ({', '.join(labels)} engine{'s' if len(labels) > 1 else ''})")
+    cols = ("benchmark", "target", *(("engine",) if by_engine else ()), "instructions", "est. cycles",
+            "est. latency ms", "flash KiB (code+weights+other)",
+            "RAM KiB (static+stack)", "energy uJ", "output", "status")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine", "status") else "right")
+    for r in rows:
+        ok = r.status == "ok"
+        flash = (f"{r.flash_bytes / 1024:.1f} ({r.flash_code_bytes / 1024:.1f}+"
+                 f"{r.flash_weights_bytes / 1024:.1f}+{r.flash_other_bytes / 1024:.1f})"
+                 if r.flash_bytes is not None else "-")
+        ram = (f"{r.ram_bytes / 1024:.1f} ({r.ram_static_bytes / 1024:.1f}+{r.ram_stack_bytes / 1024:.1f})"
+               if ok else f"{r.ram_static_bytes / 1024:.1f} (static)" if r.ram_static_bytes is not None else "-")
+        table.add_row(
+            r.benchmark, r.target, *((engine_label(r),) if by_engine else ()),
+            # A board's row has cycles (DWT) or only a timer latency, never instructions.
+            f"{r.instructions:,}" if ok and r.instructions is not None
+            else f"{r.cycles:,} cycles" if ok and r.cycles is not None else "-",
+            f"{r.est_cycles:,}" if ok and r.est_cycles is not None else "-",
+            f"{r.latency_ms:.2f}" if ok and r.latency_ms is not None else "-",
+            flash, ram,
+            f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-",
+            "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
+            "[green]ok[/]" if ok else f"[red]{r.status.replace('_', ' ')}[/]",
+        )
+    return table
+
+
+def engines_table(rows: list[Any]) -> Table:
+    """The engines side by side per model and target, with ratios to builtin."""
+    from harness.engines.compare import compare_engines
+
+    table = Table(title="engines side by side (ratio = engine / builtin)")
+    for c in ("benchmark", "target", "engine", "instructions", "x", "arena B", "x", "flash KiB", "x",
+              "RAM KiB", "x", "output"):
+        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine") else "right")
+
+    def num(v: int | None, scale: float = 1.0, fmt: str = ",.0f") -> str:
+        return "-" if v is None else format(v / scale, fmt)
+
+    def ratio(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for e in compare_engines(rows):
+        out = ("-" if e.output_matches_reference is None
+               else "[green]= reference[/]" if e.output_matches_reference else "[red]differs[/]")
+        table.add_row(e.benchmark, e.target, e.engine, num(e.instructions), ratio(e.instructions_ratio),
+                      num(e.arena_bytes), ratio(e.arena_ratio), num(e.flash_bytes, 1024, ".1f"),
+                      ratio(e.flash_ratio), num(e.ram_bytes, 1024, ".1f"), ratio(e.ram_ratio), out)
+    return table
+
+
+def _bench_run_options(p: argparse.ArgumentParser) -> None:
+    """What to run and how: shared by `bench` and `regress` (which reruns the suite through the bench)."""
+    p.add_argument("--target", action="append", default=[],
+                   help="target name (targets/*.toml) or descriptor path; repeatable (default cortex-m4)")
+    p.add_argument("--model", action="append", default=[],
+                   help="kws, vww, ic, ad (MLPerf Tiny) or a .tflite path; repeatable (default: all four)")
+    p.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    p.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
+    p.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    p.add_argument("--engine", action="append", default=[],
+                   help="builtin, tflm or a comma list (builtin,tflm); repeatable (default builtin)")
+    p.add_argument("--kernels", action="append", default=[],
+                   help="TFLM kernels: ref, cmsis-nn or ref,cmsis-nn (default ref)")
+    p.add_argument("--tflm-src", help="directory with the TFLM source trees (default: TINYHIL_TFLM_SRC, "
+                                      "else what `tinyhil tflm fetch` fetched)")
+    p.add_argument("--runner", choices=("qemu", "renode", "board"), default="qemu",
+                   help="where the firmware runs (default qemu; `tinyhil targets` says what works here)")
+    p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
+                                  "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
+    p.add_argument("--accuracy", action="store_true",
+                   help="also infer every dataset input on target and score it (top-1, AD score/AUC) "
+                        "against the host interpreter")
+    p.add_argument("--dataset", metavar="DIR",
+                   help="--accuracy: EnergyRunner dataset directory (*.bin + y_labels.csv) for the one "
+                        "--model (default: the benchmark's own under ../shared/datasets)")
+    p.add_argument("--limit", type=int, metavar="N", help="--accuracy: use the first N dataset inputs")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each layer (builtin engine; a separate profiling build)")
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommand(s) to the `tinyhil` parser."""
+    bench = sub.add_parser("bench", help="benchmark models on targets under QEMU")
+    _bench_run_options(bench)
+    bench.add_argument("--out", help="JSON lines file for the result rows (default results/bench-<time>.jsonl)")
+    bench.add_argument("--csv", help="also write the rows as CSV")
+    bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,139 @@
+"""`tinyhil compare`: compression recipes side by side."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness import __version__
+from harness.cli.common import _results_out, console, err_console
+from harness.errors import CheckFailed, TinyhilError, UserInputError
+from harness.cli.bench import _accuracy_value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Apply compression recipes to one float model, run each on target, print them side by side."""
+    from harness.hosting import prepare_runner
+    from harness.recipes import RecipeError, parse_recipes, require_quantizer
+    from harness.recipes.calibration import benchmark_of, calibration_for, float_samples, reference_model
+    from harness.recipes.compare import iter_variants, make_variants
+    from harness.results import RowSink, default_results_path
+    from harness.suite import SuiteOptions
+    from harness.targets import find_target
+
+    SuiteOptions(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout).check()
+    float_model = Path(args.model)
+    if not float_model.is_file():
+        raise UserInputError(f"--model {args.model}: float .tflite file not found")
+    specs = parse_recipes(args.recipes)
+    require_quantizer()  # exit 2 naming the install command, before any work
+    target = find_target(args.target)
+    benchmark = args.benchmark or benchmark_of(float_model)
+    if benchmark is None:
+        raise RecipeError(f"{float_model.name}: no calibration data: name its MLPerf Tiny benchmark with "
+                          "--benchmark kws|ad|vww|ic (its dataset calibrates and scores the recipes)")
+    dataset = Path(args.dataset) if args.dataset else None
+    calibration = calibration_for(benchmark, dataset)
+    samples = float_samples(benchmark, dataset, args.limit) if not args.no_accuracy else []
+    reference = None
+    if args.reference_model:
+        reference = Path(args.reference_model) if args.reference_model != "auto" else reference_model(benchmark)
+        if reference is None or not reference.is_file():
+            raise UserInputError(f"--reference-model: no MLPerf reference int8 model for {benchmark} found")
+    runner = prepare_runner(args.runner, None, [target])
+    # compare-<time>.jsonl: `tinyhil report` reads it, `baseline update` (bench-*) does not pick it.
+    out = _results_out(args.out) if args.out else default_results_path("compare")
+    sink = RowSink(out)  # checked before any work; each row is appended as its recipe finishes
+    rows = []
+    with err_console.status("compare") as status:
+        def note(msg: str) -> None:
+            status.update(f"compare {escape(benchmark)} on {target.name}: {escape(msg)}")
+
+        variants = make_variants(float_model, specs, calibration, reference, note)
+        for row in iter_variants(benchmark, float_model, variants, target, runner, samples, dataset,
+                                 args.runs, args.warmup, args.timeout, note):
+            sink.append(row)
+            rows.append(row)
+    # Fifteen columns: wider than the bench's 160 when piped, so no cell is cut.
+    wide = console if console.is_terminal else Console(width=200)
+    wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
+    console.print("[dim]accuracy: on target over the dataset (firmware), host = TFLM's interpreter on the same "
+                  "inputs; '=' when every firmware output equals the host's. Deltas against int8 (accuracy: "
+                  "points for top1; anomaly_score_mean is the mean reconstruction error, lower is better). "
+                  "instructions: QEMU -icount; est. latency and energy from the timing model's est. cycles and the "
+                  "target's power.[/]")
+    console.print(f"rows appended to {escape(str(out))}")
+    for r in rows:
+        if r.status != "ok":
+            what = "does not fit" if r.status == "does_not_fit" else "failed"
+            err_console.print(f"[red]{what}:[/] {escape(r.recipe)}: {escape(r.error)}", soft_wrap=True,
+                              highlight=False)
+    return 1 if any(r.status != "ok" for r in rows) else 0
+
+
+def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table:
+    """One row per recipe: accuracy, instructions, latency, flash, RAM, energy, deltas against int8."""
+    from harness.recipes.compare import BASELINE_RECIPE, delta
+
+    base = next((r for r in rows if r.recipe == BASELINE_RECIPE), None)
+    first = rows[0] if rows else None
+    table = Table(title=(f"recipes: {first.benchmark} on {first.target} (builtin engine; .tflite wts = the "
+                         "model file's constant KiB, LUT-packed for -lut)") if first else "recipes")
+    metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "") or "accuracy"
+    for c in ("recipe", metric, "Δ", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
+              ".tflite wts", "RAM KiB", "Δ", "energy uJ", "Δ", "status"):
+        table.add_column(c, justify="left" if c in ("recipe", "status") else "right", no_wrap=True)
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:+.1f}%"
+
+    for r in rows:
+        ok = r.status == "ok"
+        d = delta(r, base)
+        acc = _accuracy_value(r.accuracy, r.accuracy_metric) if ok else "-"
+        points = f"{d.accuracy_points:+.2f}" if ok and d.accuracy_points is not None and r is not base else "-"
+        same = {True: " =", False: " ≠"}.get(r.predictions_match_reference, "") if ok else ""
+        fw = file_weights.get(r.recipe)
+        table.add_row(
+            r.recipe, acc, points, _accuracy_value(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
+            f"{r.instructions:,}" if ok and r.instructions is not None else "-", pct(d.instructions),
+            f"{r.latency_ms:.2f}" if ok else "-",
+            f"{r.flash_bytes / 1024:.1f}" if r.flash_bytes is not None else "-",
+            f"{r.flash_code_bytes / 1024:.1f}+{r.flash_weights_bytes / 1024:.1f}"
+            if r.flash_bytes is not None else "-", pct(d.flash),
+            f"{fw / 1024:.1f}" if fw is not None else "-",
+            f"{r.ram_bytes / 1024:.1f}" if ok and r.ram_bytes is not None else "-", pct(d.ram),
+            f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-", pct(d.energy),
+            "[green]ok[/]" if ok else "[red]failed[/]")
+    return table
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommand(s) to the `tinyhil` parser."""
+    compare = sub.add_parser("compare", help="compression recipes of one float model, run side by side")
+    compare.add_argument("--model", required=True, help="the float .tflite (e.g. kws_ref_model_float32.tflite)")
+    compare.add_argument("--recipes", required=True,
+                         help="comma list: int8, int8-per-tensor, int16x8, prune<P>-int8, cluster<K>-lut")
+    compare.add_argument("--target", default="cortex-m4", help="target name (default cortex-m4)")
+    compare.add_argument("--benchmark", choices=("kws", "ad", "vww", "ic"),
+                         help="the MLPerf Tiny benchmark whose dataset calibrates and scores "
+                              "(default: from the float model's file name)")
+    compare.add_argument("--dataset", metavar="DIR", help="dataset directory (default: the benchmark's own)")
+    compare.add_argument("--limit", type=int, metavar="N", help="score on the first N dataset inputs")
+    compare.add_argument("--no-accuracy", action="store_true", help="skip the accuracy run on target")
+    compare.add_argument("--reference-model", nargs="?", const="auto", metavar="PATH",
+                         help="add the MLPerf reference int8 model (or PATH) as a row")
+    compare.add_argument("--runner", choices=("qemu", "renode"), default="qemu")
+    compare.add_argument("--runs", type=int, default=1, help="timed inferences per recipe (default 1)")
+    compare.add_argument("--warmup", type=int, default=0)
+    compare.add_argument("--timeout", type=float, default=600.0, help="seconds per firmware run")
+    compare.add_argument("--out", help="JSON lines file for the rows (default results/compare-<time>.jsonl)")
+    compare.set_defaults(func=cmd_compare)

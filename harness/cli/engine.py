@@ -1,0 +1,78 @@
+"""`tinyhil engine check`: the builtin engine against TFLM on the host."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness import __version__
+from harness.cli.common import _results_out, console, err_console
+from harness.errors import CheckFailed, TinyhilError, UserInputError
+
+
+def cmd_engine_check(args: argparse.Namespace) -> int:
+    """Compile the builtin engine's C for the host and compare with TFLM byte for byte."""
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+    from harness.datasets import load_dataset, random_samples
+    from harness.engines.builtin.check import CheckResult, check_model
+    from harness.model import load_model
+
+    results: list[CheckResult] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        for path in args.models:
+            model = load_model(path)
+            if args.inputs:
+                samples = load_dataset(args.inputs, model, limit=args.limit)
+            else:
+                samples = random_samples(model, args.count, args.seed)
+            task = progress.add_task(f"{model.name}: starting")
+
+            def note(msg: str, task: TaskID = task, name: str = model.name) -> None:
+                progress.update(task, description=f"{name}: {msg}")
+
+            workdir = Path(args.keep) / model.name if args.keep else None
+            results.append(check_model(model, samples, workdir=workdir, progress=note))
+            progress.remove_task(task)
+
+    table = Table(title="builtin engine vs TFLM interpreter (host)")
+    for col in ("model", "ops", "MACs", "inputs", "arena B", "TFLM planned B", "TFLM total B",
+                "weights B", "max abs diff", "time s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        diff = f"[green]{r.max_abs_diff}[/]" if r.ok else f"[red]{r.max_abs_diff}[/]"
+        table.add_row(r.model, str(r.ops), f"{r.macs:,}", str(r.samples), f"{r.arena_bytes:,}",
+                      f"{r.tflm_arena.head:,}", f"{r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
+                      diff, f"{r.seconds:.1f}")
+    console.print(table)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        names = ", ".join(f"{r.model} ({len(r.mismatched_samples)} of {r.samples} inputs differ, "
+                          f"first: {r.mismatched_samples[0]})" for r in failed)
+        raise CheckFailed(f"outputs differ from the TFLM interpreter: {names}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommand(s) to the `tinyhil` parser."""
+    engine = sub.add_parser("engine", help="inspect and verify the builtin engine")
+    engine_sub = engine.add_subparsers(dest="engine_command", required=True)
+    check = engine_sub.add_parser(
+        "check", help="compile the generated C for the host and compare with TFLM byte for byte")
+    check.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    check.add_argument("--inputs", metavar="DIR",
+                       help="EnergyRunner dataset directory (*.bin + y_labels.csv); default: random inputs")
+    check.add_argument("--count", type=int, default=20, help="random input sets (default 20)")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--limit", type=int, default=None, help="use at most N dataset inputs")
+    check.add_argument("--keep", metavar="DIR", help="keep the generated C and host binary here")
+    check.set_defaults(func=cmd_engine_check)

@@ -1,0 +1,108 @@
+"""`tinyhil perf`: builtin against TFLM with the engine's goals."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness import __version__
+from harness.cli.common import _results_out, console, err_console
+from harness.errors import CheckFailed, TinyhilError, UserInputError
+from harness.cli.bench import run_bench
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Builtin against TFLM (+ CMSIS-NN) with issue 9's goals: run the bench, or read --rows."""
+    from harness import perf
+    from harness.bench import resolve_models
+    from harness.engines.builtin.scratch import scratch_bytes
+    from harness.engines.tflm.trees import find_trees
+    from harness.model import load_model
+    from harness.results import read_rows
+
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    if args.rows:
+        rows = [r for path in args.rows for r in read_rows(Path(path))]
+        rc = 0
+    else:
+        kernels = []
+        for k in ("ref", "cmsis-nn"):
+            try:
+                find_trees(args.tflm_src, kernels=(k,))
+                kernels.append(k)
+            except TinyhilError as e:
+                console.print(f"[yellow]TFLM {k} not run:[/] {escape(str(e))}")
+        bench = argparse.Namespace(
+            engine=["builtin,tflm" if kernels else "builtin"], kernels=[",".join(kernels)] if kernels else [],
+            target=args.target or ["cortex-m4", "stm32f746"], model=args.model or [], models_dir=args.models_dir,
+            tflm_src=args.tflm_src, runs=1, warmup=0, timeout=300.0, runner="qemu", port=None, accuracy=False,
+            dataset=None, limit=None, profile=False)
+        out = _results_out(args.out)
+        bench_rows, _ = run_bench(bench, out)
+        rows = [asdict(r) for r in bench_rows]
+        rc = 1 if any(r.status != "ok" for r in bench_rows) else 0
+    loaded = {bench: load_model(path) for bench, path, _ in models}
+    macs = {bench: m.macs for bench, m in loaded.items()}
+    scratch = {bench: (scratch_bytes(m) + 3) // 4 * 4 for bench, m in loaded.items()}
+    lines = perf.perf_lines(rows, macs, scratch)
+    console.print(perf_table(lines))
+    console.print(f"[dim]goals: instructions <= {perf.RATIO_GOAL} x TFLM + CMSIS-NN's; peak RAM "
+                  f"(arena + kernel scratch + stack high-water) <= {perf.RATIO_GOAL} x TFLM's "
+                  f"arena_used_bytes() and flash <= {perf.RATIO_GOAL} x TFLM firmware's (the smaller of "
+                  "the reference and CMSIS-NN figures); est. "
+                  f"cycles/MAC <= {perf.CYCLES_PER_MAC_GOAL} on {perf.CYCLES_PER_MAC_TARGET} for "
+                  f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (the timing "
+                  "model) / the model's MACs. '-' = not measured.[/]")
+    met = perf.goals_met(lines)
+    console.print("all goals met" if met else "[yellow]goals not all met[/]")
+    return rc
+
+
+def perf_table(lines: list[Any]) -> Table:
+    """Builtin vs TFLM: speed columns, then memory columns; each ratio with its goal verdict."""
+    def n(v: Any) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    def m(v: Any) -> str:
+        return "-" if v is None else f"{v / 1e6:.2f}M"
+
+    def r(v: Any, ok: Any) -> str:
+        if v is None:
+            return "-"
+        mark = "" if ok is None else (" [green]ok[/]" if ok else " [red]no[/]")
+        return f"{v:.2f}{mark}"
+
+    t = Table(title="builtin vs TFLM (goals: ratios <= 0.8, cycles/MAC <= 1.0)")
+    cols = ("model", "target", "builtin instr", "TFLM ref", "TFLM CMSIS-NN", "instr ratio",
+            "cyc/MAC", "CMSIS-NN cyc/MAC", "peak RAM", "TFLM arena", "RAM ratio", "flash",
+            "TFLM flash", "flash ratio")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("model", "target") else "right", overflow="fold")
+    for ln in lines:
+        t.add_row(ln.benchmark, ln.target, m(ln.builtin_instructions), m(ln.tflm_ref_instructions),
+                  m(ln.tflm_cmsis_instructions), r(ln.instructions_ratio, ln.instructions_ok),
+                  r(ln.builtin_cycles_per_mac, ln.cycles_per_mac_ok), r(ln.tflm_cmsis_cycles_per_mac, None),
+                  n(ln.builtin_peak_ram), n(ln.tflm_arena), r(ln.ram_ratio, ln.ram_ok),
+                  n(ln.builtin_flash), n(ln.tflm_flash), r(ln.flash_ratio, ln.flash_ok))
+    return t
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommand(s) to the `tinyhil` parser."""
+    perf = sub.add_parser("perf", help="builtin vs TFLM (+ CMSIS-NN) against the engine's goals")
+    perf.add_argument("--target", action="append", help="repeatable (default cortex-m4 and stm32f746)")
+    perf.add_argument("--model", action="append", help="kws, vww, ic, ad (default all four)")
+    perf.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    perf.add_argument("--tflm-src", help="directory with the TFLM source trees")
+    perf.add_argument("--rows", action="append", metavar="JSONL",
+                      help="read these result rows instead of running the bench")
+    perf.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
+    perf.set_defaults(func=cmd_perf)

@@ -344,7 +344,9 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
                                         f"firmware {outcome.firmware.value:.4g}, host {outcome.host.value:.4g})"))
     layers: list[dict[str, Any]] | None = None
     overhead: int | None = None
-    if profile and case.engine.name == "builtin" and record.ok:
+    from harness import engines
+
+    if profile and engines.get(case.engine.name).profiles and record.ok:
         profiled = profile_case(model, build_target, runner, sample, timeout_s, note)
         if isinstance(profiled, str):
             record = replace(record, error=profiled)

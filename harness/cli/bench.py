@@ -150,10 +150,13 @@ def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile
                       "two timer ticks (each tick is the target descriptor's instructions_per_tick under QEMU). "
                       "est. cycles per layer: the timing model over the same span (from one layer's BEGIN "
                       "stamp call to the next).[/]")
-    skipped = sorted({r.engine for r in rows if profile and r.engine != "builtin"})
+    from harness import engines
+
+    skipped = sorted({r.engine for r in rows if profile and not engines.get(r.engine).profiles})
     if skipped:
+        able = [n for n in engines.names() if engines.get(n).profiles]
         console.print(f"[yellow]note:[/] no per-layer profile for the {', '.join(skipped)} engine: "
-                      "--profile times the builtin engine's kernel calls", highlight=False)
+                      f"--profile times the kernel calls of {', '.join(able)}", highlight=False)
 
 
 def _accuracy_value(value: float | None, metric: str) -> str:

@@ -16,13 +16,17 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from harness.build import (ARCH_DIR, QEMU_SYSTEMS, TOOLCHAINS, System, _is_debian_like, find_qemu,
-                           find_target_toolchain, variant_target)
+from harness.build import (ARCH_DIR, TOOLCHAINS, System, _is_debian_like, find_target_toolchain,
+                           variant_target)
 from harness.errors import ToolMissingError, UserInputError
 from harness.runners.base import Runner
-from harness.targets import RUNNER_NAMES, TargetDescriptor
+from harness.targets import TargetDescriptor
 
-VARIANTS = {"qemu": "emulator", "renode": "chip", "board": "board"}
+def variant_of(runner: str) -> str:
+    """The firmware build variant ``runner`` runs (its registry entry says)."""
+    from harness import runners
+
+    return runners.get(runner).build_variant
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,8 @@ def _can_install(system: System) -> bool:
     return system.euid() == 0 and _is_debian_like(system.os_release()) and system.which("apt-get") is not None
 
 
-def _tool(program: str, packages: tuple[str, ...], hint: str, system: System) -> tuple[bool, str]:
-    """(usable, note or reason) for one program."""
+def tool(program: str, packages: tuple[str, ...], hint: str, system: System) -> tuple[bool, str]:
+    """(usable, note or reason) for one program: found, installable on first use, or missing."""
     if system.which(program):
         return True, ""
     if packages and _can_install(system):
@@ -51,7 +55,7 @@ def _tool(program: str, packages: tuple[str, ...], hint: str, system: System) ->
 
 def _compiler(target: TargetDescriptor, variant: str, system: System) -> tuple[bool, str]:
     spec = TOOLCHAINS[target.toolchain]
-    ok, note = _tool(f"{spec.prefix}gcc", spec.packages, spec.hint, system)
+    ok, note = tool(f"{spec.prefix}gcc", spec.packages, spec.hint, system)
     arch = variant_target(target, variant).arch
     if not (ARCH_DIR / arch).is_dir():
         gap = f"no {arch} startup in firmware_templates/arch yet (not ported)"
@@ -59,45 +63,25 @@ def _compiler(target: TargetDescriptor, variant: str, system: System) -> tuple[b
     return ok, note
 
 
-def renode_installed() -> bool:
-    from harness.runners.renode import find_backend
-
-    return find_backend() is not None
-
-
 def hosting(target: TargetDescriptor, port: str | None = None, system: System | None = None) -> list[Hosting]:
-    """Every runner for ``target``: whether it can host it here, and why not."""
-    from harness.runners.board import available_flasher
-    from harness.runners.renode import NOT_INSTALLED
+    """Every registered runner for ``target``: whether it can host it here, and why not."""
+    from harness import runners
 
     sys_ = system or System()
     out = []
-    for runner in RUNNER_NAMES:
-        why = target.why_not(runner)
+    for kind in runners.kinds():
+        why = target.why_not(kind.name)
         if why:
-            out.append(Hosting(runner, False, why))
+            out.append(Hosting(kind.name, False, why))
             continue
-        ok, note = _compiler(target, VARIANTS[runner], sys_)
+        ok, note = _compiler(target, kind.build_variant, sys_)
         notes = [note] if note else []
-        if runner == "qemu" and target.qemu is not None:
-            qemu_system = target.qemu.system
-            have, note = _tool(f"qemu-system-{qemu_system}", QEMU_SYSTEMS[qemu_system], "", sys_)
-            ok = ok and have
-            notes += [note] if note else []
-        elif runner == "renode" and not renode_installed():
-            ok = False
-            notes.append(NOT_INSTALLED.removeprefix("renode: "))
-        elif runner == "board":
-            if not port:
-                ok = False
-                notes.insert(0, "needs --port")
-            no_flasher = available_flasher(target)
-            if no_flasher:
-                ok = False
-                notes.append(no_flasher)
+        have, more = kind.host_check(target, port, sys_)
+        ok = ok and have
+        notes = [*more, *notes] if (kind.needs_port and not port) else [*notes, *more]
         if ok:  # only notes, e.g. what installs on first use
             notes = [n for n in notes if n.startswith("installs")]
-        out.append(Hosting(runner, ok, "; ".join(notes)))
+        out.append(Hosting(kind.name, ok, "; ".join(notes)))
     return out
 
 
@@ -105,43 +89,26 @@ def prepare_runner(name: str, port: str | None, targets: list[TargetDescriptor])
     """The runner ``name`` for ``targets``, with every tool it needs installed.
 
     Raises:
-        UserInputError: a target the runner cannot host, or a port without a board (exit 2).
+        UserInputError: an unknown runner, a target it cannot host, a port it does not
+            take or a port it needs (exit 2).
         ToolMissingError: a tool that is not here and cannot be installed.
     """
-    if name not in RUNNER_NAMES:
-        raise UserInputError(f"--runner {name!r}: unknown (known: {', '.join(RUNNER_NAMES)})")
-    if name == "board" and not port:
-        raise UserInputError("--runner board needs --port (e.g. /dev/ttyACM0, COM3, rfc2217://host:port)")
-    if name != "board" and port:
-        raise UserInputError(f"--port is for --runner board, not {name}")
+    from harness import runners
+
+    kind = runners.get(name)
+    if kind.needs_port and not port:
+        raise UserInputError(f"--runner {name} needs --port (e.g. /dev/ttyACM0, COM3, rfc2217://host:port)")
+    if not kind.needs_port and port:
+        takes = [k.name for k in runners.kinds() if k.needs_port]
+        raise UserInputError(f"--port is for --runner {' or '.join(takes)}, not {name}")
     for t in targets:
         why = t.why_not(name)
         if why:
             raise UserInputError(f"target {t.name} cannot run on {name}: {why}")
     for t in targets:
-        built = variant_target(t, VARIANTS[name])
+        built = variant_target(t, kind.build_variant)
         find_target_toolchain(built)
         if not (ARCH_DIR / built.arch).is_dir():
             raise ToolMissingError(f"target {t.name}: no {built.arch} startup in firmware_templates/arch "
                                    "yet (not ported)")
-    if name == "qemu":
-        from harness.runners.qemu import QemuRunner
-
-        for system in sorted({t.qemu.system for t in targets if t.qemu}):
-            find_qemu(qemu_system=system)
-        return QemuRunner()
-    if name == "renode":
-        from harness.runners.renode import NOT_INSTALLED, RenodeRunner, find_backend
-
-        backend = find_backend()
-        if backend is None:
-            raise ToolMissingError(NOT_INSTALLED)
-        return RenodeRunner(backend)
-    from harness.runners.board import BoardRunner, available_flasher
-
-    assert port is not None
-    for t in targets:
-        no_flasher = available_flasher(t)
-        if no_flasher:
-            raise ToolMissingError(no_flasher)
-    return BoardRunner(port)
+    return kind.create(targets, port)

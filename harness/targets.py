@@ -65,7 +65,11 @@ CORES = {
     "xtensa-lx7": Core("xtensa", "xtensa-esp32s3-elf", ("-mlongcalls",), "CCOUNT"),
 }
 
-RUNNER_NAMES = ("qemu", "renode", "board")
+def runner_tables() -> dict[str, str]:
+    """Registered runner name -> the descriptor table that enables it (harness.runners)."""
+    from harness import runners
+
+    return {k.name: k.table for k in runners.kinds()}
 
 
 class DescriptorError(UserInputError):
@@ -162,6 +166,9 @@ class TargetDescriptor:
     # Why a runner cannot host this target, from the descriptor's
     # `unsupported = "..."` in that runner's table (or the table's absence).
     unsupported: tuple[tuple[str, str], ...] = ()
+    # The tables of runners this module does not parse itself (a registered runner's
+    # own table, read by that runner): (table name, its raw contents).
+    runner_data: tuple[tuple[str, Any], ...] = ()
 
     @property
     def arch(self) -> str:
@@ -188,14 +195,17 @@ class TargetDescriptor:
     @property
     def runners(self) -> tuple[str, ...]:
         """Runners the descriptor supports (whether their tools are here is harness.hosting's job)."""
-        hosts = {"qemu": self.qemu, "renode": self.renode, "board": self.chip}
-        return tuple(r for r in RUNNER_NAMES if hosts[r] is not None)
+        present = {"qemu": self.qemu is not None, "renode": self.renode is not None, "chip": self.chip is not None}
+        present.update({t: True for t, _ in self.runner_data})
+        unsupported = dict(self.unsupported)
+        return tuple(r for r, table in runner_tables().items() if present.get(table) and r not in unsupported)
 
     def why_not(self, runner: str) -> str:
         """The descriptor's reason ``runner`` cannot host this target ("" when it can)."""
         if runner in self.runners:
             return ""
-        return dict(self.unsupported).get(runner, f"no [{_TABLES[runner]}] table in {self.path.name}")
+        table = runner_tables().get(runner, runner)
+        return dict(self.unsupported).get(runner, f"no [{table}] table in {self.path.name}")
 
     def chip_target(self) -> "TargetDescriptor":
         """This target as built for the real chip (board and Renode runs)."""
@@ -205,7 +215,6 @@ class TargetDescriptor:
                        flash=self.chip.flash, ram=self.chip.ram)
 
 
-_TABLES = {"qemu": "qemu", "renode": "renode", "board": "chip"}
 
 
 class _Fields:
@@ -372,11 +381,23 @@ def load_target(path: str | Path) -> TargetDescriptor:
         if chip is None:
             raise renode_t.fail("platform", "Renode runs the chip build: the descriptor needs a [chip] table")
 
+    # Other registered runners' tables: kept as they are for that runner to read.
+    runner_data = []
+    for runner, table in runner_tables().items():
+        if table in ("qemu", "renode", "chip") or table not in f.table:
+            continue
+        extra = f.sub(table)
+        assert extra is not None
+        if "unsupported" in extra.table:
+            unsupported.append((runner, extra.get("unsupported", str)))
+        else:
+            runner_data.append((table, dict(extra.table)))
+
     target = TargetDescriptor(
         name=name, path=p, description=f.get("description", str, ""), core=core,
         clock_hz=clock_hz, board_family=family, board_defines=defines,
         flash=flash, ram=ram, power=power, cycle_model=cycle_model, qemu=qemu, chip=chip, renode=renode,
-        unsupported=tuple(unsupported),
+        unsupported=tuple(unsupported), runner_data=tuple(runner_data),
     )
     f.done()
     if p.stem != name:

@@ -282,7 +282,9 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
                    help="TFLM kernels: ref, cmsis-nn or ref,cmsis-nn (default ref)")
     p.add_argument("--tflm-src", help="directory with the TFLM source trees (default: TINYHIL_TFLM_SRC, "
                                       "else what `tinyhil tflm fetch` fetched)")
-    p.add_argument("--runner", choices=("qemu", "renode", "board"), default="qemu",
+    from harness import runners
+
+    p.add_argument("--runner", choices=[k.name for k in runners.kinds()], default="qemu",
                    help="where the firmware runs (default qemu; `tinyhil targets` says what works here)")
     p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
                                   "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")

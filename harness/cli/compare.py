@@ -131,7 +131,9 @@ def register(sub: Any) -> None:
     compare.add_argument("--no-accuracy", action="store_true", help="skip the accuracy run on target")
     compare.add_argument("--reference-model", nargs="?", const="auto", metavar="PATH",
                          help="add the MLPerf reference int8 model (or PATH) as a row")
-    compare.add_argument("--runner", choices=("qemu", "renode"), default="qemu")
+    from harness import runners
+
+    compare.add_argument("--runner", choices=[k.name for k in runners.kinds() if not k.needs_port], default="qemu")
     compare.add_argument("--runs", type=int, default=1, help="timed inferences per recipe (default 1)")
     compare.add_argument("--warmup", type=int, default=0)
     compare.add_argument("--timeout", type=float, default=600.0, help="seconds per firmware run")

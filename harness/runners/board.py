@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import serial
 
@@ -36,6 +36,9 @@ from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.runners.flashers import Flasher, FlashError, load, select
 from harness.targets import TargetDescriptor
 from harness.transport import open_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.build import System
 
 OpenPort = Callable[..., serial.SerialBase]
 
@@ -131,3 +134,32 @@ def available_flasher(target: TargetDescriptor) -> str | None:
 
 
 __all__ = ["BoardRunner", "available_flasher", "load"]
+
+
+def _host_check(target: TargetDescriptor, port: str | None, system: "System") -> tuple[bool, list[str]]:
+    notes = [] if port else ["needs --port"]
+    no_flasher = available_flasher(target)
+    if no_flasher:
+        notes.append(no_flasher)
+    return not notes, notes
+
+
+def _create(targets: list[TargetDescriptor], port: str | None) -> BoardRunner:
+    from harness.errors import ToolMissingError
+
+    assert port is not None
+    for t in targets:
+        no_flasher = available_flasher(t)
+        if no_flasher:
+            raise ToolMissingError(no_flasher)
+    return BoardRunner(port)
+
+
+def _register() -> None:
+    from harness.runners import RunnerKind, register
+
+    register(RunnerKind("board", "chip", "board", True, _host_check, _create,
+                        "a physical board over a serial port (DWT cycles)"))
+
+
+_register()

@@ -32,6 +32,7 @@ from harness.targets import TargetDescriptor
 from harness.transport import StreamPort, connect_unix
 
 if TYPE_CHECKING:
+    from harness.build import System
     from harness.cycles import CoreTable
 
 
@@ -252,3 +253,31 @@ def with_cycle_report(record: RunRecord, report: Path, label: str, job: RunJob) 
             last_end = next((e[2] for e in ends if e[2] > stamps[-1]), stamps[-1])
             fields["layer_est_cycles"] = tuple(b - a for a, b in zip(stamps, stamps[1:] + [last_end]))
     return replace(record, **fields)  # type: ignore[arg-type]
+
+
+def _host_check(target: TargetDescriptor, port: str | None, system: "System") -> tuple[bool, list[str]]:
+    from harness.build import QEMU_SYSTEMS
+    from harness.hosting import tool
+
+    if target.qemu is None:
+        return False, []
+    ok, note = tool(f"qemu-system-{target.qemu.system}", QEMU_SYSTEMS[target.qemu.system], "", system)
+    return ok, [note] if note else []
+
+
+def _create(targets: list[TargetDescriptor], port: str | None) -> QemuRunner:
+    from harness.build import find_qemu
+
+    for system in sorted({t.qemu.system for t in targets if t.qemu}):
+        find_qemu(qemu_system=system)
+    return QemuRunner()
+
+
+def _register() -> None:
+    from harness.runners import RunnerKind, register
+
+    register(RunnerKind("qemu", "qemu", "emulator", False, _host_check, _create,
+                        "QEMU with -icount: exact instruction counts and the timing model's est. cycles"))
+
+
+_register()

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TYPE_CHECKING
 
 import serial
 
@@ -37,6 +37,9 @@ from harness.errors import RunnerError, TinyhilError, ToolMissingError
 from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.targets import TargetDescriptor
 from harness.transport import open_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.build import System
 
 
 def free_port() -> int:
@@ -243,3 +246,26 @@ class RenodeRunner:
                 raise RunnerError(f"Renode's log has {len(counts)} of {runs} instruction counts "
                                   f"(hooks on {MARK}/{SINCE}); see {log.name}")
             time.sleep(0.1)
+
+
+def _host_check(target: TargetDescriptor, port: str | None, system: "System") -> tuple[bool, list[str]]:
+    if find_backend() is None:
+        return False, [NOT_INSTALLED.removeprefix("renode: ")]
+    return True, []
+
+
+def _create(targets: list[TargetDescriptor], port: str | None) -> RenodeRunner:
+    backend = find_backend()
+    if backend is None:
+        raise ToolMissingError(NOT_INSTALLED)
+    return RenodeRunner(backend)
+
+
+def _register() -> None:
+    from harness.runners import RunnerKind, register
+
+    register(RunnerKind("renode", "renode", "chip", False, _host_check, _create,
+                        "an installed Renode running the chip build"))
+
+
+_register()

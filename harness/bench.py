@@ -208,7 +208,7 @@ def reference_outputs(model: Model, samples: Sequence[Sample]) -> list[bytes]:
     import hashlib
     from importlib.metadata import PackageNotFoundError, version
 
-    from harness.engines.builtin.host import cache_dir
+    from harness.firmware import cache_dir
 
     try:
         interpreter = version("tflite-micro")

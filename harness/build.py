@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel, IOSpec
-from harness.engines.builtin.host import cache_dir as tinyhil_cache_dir
+from harness.firmware import TEMPLATES, IOSpec
+from harness.firmware import cache_dir as tinyhil_cache_dir
 from harness.errors import BuildError, DoesNotFitError, ToolMissingError, UserInputError
 from harness.model import Model
 from harness.targets import TargetDescriptor

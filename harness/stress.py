@@ -139,7 +139,7 @@ def run_stress(cases: Sequence[StressCase], jobs: int, rounds: int, hogs: int, a
         try:
             for r in range(rounds):
                 if accuracy:
-                    from harness.engines.builtin.host import cache_dir
+                    from harness.firmware import cache_dir
 
                     shutil.rmtree(cache_dir() / "reference", ignore_errors=True)
                 note(f"round {r + 1}/{rounds}: {jobs} benches at once, {hogs} hogs")

@@ -12,6 +12,7 @@ import pytest
 
 from harness.engines.builtin import generate
 from harness.engines.builtin.codegen import KERNEL_DIR
+from harness.firmware import TEMPLATES
 from harness.model import load_model, parse_model
 from harness.synth import ModelBuilder
 
@@ -28,7 +29,9 @@ FLOAT_OK = {"th_quantize", "th_quantize_s16"}  # the float boundary ops, by desi
 
 def _compile(src: Path, out_dir: Path, include: Path) -> Path:
     obj = out_dir / (src.stem + ".o")
-    cmd = [str(ARM_GCC), *CFLAGS, f"-I{include}", f"-I{KERNEL_DIR}", "-c", str(src), "-o", str(obj)]
+    # th_model.h, the engine ABI, lives with the common firmware
+    cmd = [str(ARM_GCC), *CFLAGS, f"-I{include}", f"-I{KERNEL_DIR}", f"-I{TEMPLATES / 'common'}", "-c", str(src),
+           "-o", str(obj)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0 and not proc.stderr.strip(), f"{src.name}:\n{proc.stderr}"
     return obj

@@ -229,7 +229,7 @@ def load_target_model(target: Any) -> CoreTable:
 
 def plugin_path(cache_dir: Path | None = None) -> Path:
     """The compiled plugin, built with the host C compiler on first use (cached by source hash)."""
-    from harness.engines.builtin.host import cache_dir as default_cache
+    from harness.firmware import cache_dir as default_cache
 
     source = PLUGIN_SOURCE.read_bytes()
     key = hashlib.sha256(source).hexdigest()[:16]

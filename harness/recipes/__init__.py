@@ -136,7 +136,7 @@ RECIPES_VERSION = 3
 def apply_recipe(spec: RecipeSpec, float_model: Path, calibration: Calibration | None,
                  cache: Path | None = None) -> Path:
     """Run ``spec`` on ``float_model``; returns the cached output .tflite."""
-    from harness.engines.builtin.host import cache_dir
+    from harness.firmware import cache_dir
 
     raw = float_model.read_bytes()
     key = hashlib.sha256("\0".join([

@@ -14,7 +14,8 @@
  * enough, it leaves out AllocateTensors' temporary allocations (the memory
  * planner's scratch), which may reach past the final layout.
  *
- * Generated per model: th_model.h (the API and TH_ARENA_BYTES),
+ * Generated per model: th_model_config.h (TH_ARENA_BYTES and the model's constants for
+ * th_model.h, the engine ABI in firmware_templates/common),
  * th_tflm_ops.h (a MicroMutableOpResolver with the model's op types) and
  * th_tflm_model.cc (the .tflite as th_w_model, 16-byte aligned, in flash).
  */

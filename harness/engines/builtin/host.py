@@ -13,8 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from harness.datasets import Sample
-from harness.engines.builtin.codegen import TEMPLATES, GeneratedModel
+from harness.engines.builtin.codegen import GeneratedModel
 from harness.errors import BuildError, TinyhilError, ToolMissingError
+from harness.firmware import TEMPLATES, cache_dir
 
 HOST_MAIN = TEMPLATES / "host" / "th_host_main.c"
 # Warnings are errors: the generated code and kernels must build clean.
@@ -28,13 +29,6 @@ def find_host_cc() -> str:
         if path:
             return path
     raise ToolMissingError("no host C compiler (gcc) on PATH: install it with `apt-get install gcc`")
-
-
-def cache_dir() -> Path:
-    """Where compiled artifacts are kept between runs (``TINYHIL_CACHE`` overrides)."""
-    base = os.environ.get("TINYHIL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tinyhil")
-    return Path(base)
 
 
 def _run_cc(cmd: list[str], what: str) -> None:
@@ -71,8 +65,9 @@ def build_host(gen: GeneratedModel, workdir: Path, cc: str | None = None) -> Pat
     exe = workdir / "th_host"
     sources = [str(p) for p in generated if p.suffix == ".c"] + [str(HOST_MAIN)]
     objects = [str(o) for o in _kernel_objects(compiler, gen.kernel_sources(), gen.kernel_dir)]
-    cmd = [compiler, *HOST_CFLAGS, f"-I{workdir}", f"-I{gen.kernel_dir}", *sources, *objects,
-           "-o", str(exe)]
+    # th_model.h, the engine ABI, is the common firmware's (firmware_templates/common).
+    cmd = [compiler, *HOST_CFLAGS, f"-I{workdir}", f"-I{gen.kernel_dir}", f"-I{TEMPLATES / 'common'}", *sources,
+           *objects, "-o", str(exe)]
     _run_cc(cmd, gen.model.path)
     return exe
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.build import System, ensure_tool
-from harness.engines.builtin.host import cache_dir
+from harness.firmware import cache_dir
 from harness.engines.tflm.trees import TflmTrees
 from harness.errors import BuildError, UserInputError
 

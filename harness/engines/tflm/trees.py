@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.engines.builtin.host import cache_dir
+from harness.firmware import cache_dir
 from harness.errors import TinyhilError, UserInputError
 
 ENV_VAR = "TINYHIL_TFLM_SRC"

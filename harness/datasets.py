@@ -70,15 +70,12 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
     if len(model.inputs) != 1:
         raise DatasetError(f"{d}: dataset inputs need a single-input model; {model.path} has {len(model.inputs)}")
     t = model.input_tensors()[0]
-    labels: dict[str, list[str]] = {}
     label_file = d / "y_labels.csv"
-    if label_file.exists():
-        with label_file.open() as f:
-            for row in csv.reader(f):
-                if row:
-                    labels[row[0].strip()] = [c.strip() for c in row[1:]]
+    labels, line_of = _read_labels(label_file) if label_file.exists() else ({}, {})
+    classes = _class_count(model)
     # A file without its own row is windowed like the dataset's other files.
-    default_window = next((m[2:4] for m in labels.values() if len(m) >= 4), None)
+    windowed = next((k for k, m in labels.items() if len(m) >= 4), None)
+    default_window = labels[windowed][2:4] if windowed is not None else None
     files = sorted(d.glob("*.bin"))
     if not files:
         raise DatasetError(f"{d}: no *.bin input files")
@@ -86,13 +83,23 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
     for path in files:
         raw = path.read_bytes()
         meta = labels.get(path.name, [])
-        label = int(meta[1]) if len(meta) >= 2 else None
+        where = f"{label_file}: line {line_of.get(path.name)}"
+        label = _int_field(meta[1], "label", path.name, where) if len(meta) >= 2 else None
+        if label is not None and classes is not None and not 0 <= label < classes:
+            raise DatasetError(f"{where}: input {path.name} has label {label}, but the model has {classes} "
+                               f"classes (labels 0..{classes - 1}): fix the label or use the matching model")
         if len(raw) == t.nbytes:
             samples.append(Sample(path.name, (np.frombuffer(raw, dtype=t.numpy_dtype).reshape(t.shape),), label))
         elif len(raw) % 4 == 0 and t.dtype == "int8" and (len(meta) >= 4 or default_window):
-            window, stride = (int(v) for v in (meta[2:4] if len(meta) >= 4 else default_window or []))
-            floats = np.frombuffer(raw, dtype="<f4")
+            fields = meta[2:4] if len(meta) >= 4 else default_window or []
+            if len(meta) < 4 and windowed is not None:
+                where = f"{label_file}: line {line_of[windowed]}"
+            window, stride = (_int_field(v, what, path.name, where) for v, what in zip(fields, ("window", "stride")))
             wn, sn = window // 4, stride // 4
+            if wn <= 0 or sn <= 0:
+                raise DatasetError(f"{where}: window {window} and stride {stride} bytes of input {path.name} "
+                                   "must each be at least 4 (one float32)")
+            floats = np.frombuffer(raw, dtype="<f4")
             if wn != t.num_elements:
                 raise DatasetError(f"{path}: window of {wn} floats does not fit input '{t.name}' "
                                    f"of {t.num_elements} elements")
@@ -108,3 +115,48 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
         if limit is not None and len(samples) >= limit:
             return samples[:limit]
     return samples
+
+
+def _read_labels(label_file: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """y_labels.csv rows: file name -> the other fields, and file name -> line number."""
+    try:
+        raw = label_file.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{label_file}: cannot read ({e.strerror})") from e
+    lines: list[str] = []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append(line.decode("utf-8-sig" if n == 1 else "utf-8"))
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{label_file}: line {n} is not UTF-8 text (byte {e.start + 1}: "
+                               f"0x{line[e.start]:02x}): y_labels.csv must be text lines "
+                               "'file,classes,label'") from e
+    labels: dict[str, list[str]] = {}
+    line_of: dict[str, int] = {}
+    reader = csv.reader(lines)
+    try:
+        for row in reader:
+            if row:
+                labels[row[0].strip()] = [c.strip() for c in row[1:]]
+                line_of[row[0].strip()] = reader.line_num
+    except csv.Error as e:
+        raise DatasetError(f"{label_file}: line {reader.line_num}: not CSV ({e})") from e
+    return labels, line_of
+
+
+def _int_field(value: str, what: str, name: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetError(f"{where}: {what} {value!r} of input {name} is not an integer") from None
+
+
+def _class_count(model: Model) -> int | None:
+    """Classes of a classifier (its first output's elements); None for an autoencoder,
+    whose labels are normal/anomalous (the rule of harness.bench.accuracy_kind), or for
+    a single-value output."""
+    ins, outs = model.input_tensors(), model.output_tensors()
+    if not outs or (len(ins) == len(outs) == 1 and ins[0].num_elements == outs[0].num_elements):
+        return None
+    n = outs[0].num_elements
+    return n if n >= 2 else None

@@ -51,6 +51,13 @@ class GeneratedModel:
         return paths
 
 
+def _comment(text: str) -> str:
+    """Text from the model (a tensor name) made safe inside a C block comment."""
+    while "*/" in text or "/*" in text:
+        text = text.replace("*/", "* /").replace("/*", "/ *")
+    return text
+
+
 def _io(model: Model, idx: int) -> IOSpec:
     t = model.tensors[idx]
     q = t.quant
@@ -109,7 +116,7 @@ def generate(model: Model) -> GeneratedModel:
         call = spec.lower(ctx)
         decls.extend(ctx.decls)
         headers |= ctx.headers
-        produced = ", ".join(model.tensors[i].name for i in op.outputs)
+        produced = _comment(", ".join(model.tensors[i].name for i in op.outputs))
         calls.append(
             f"    /* #{op.index} {op.name} -> {produced} */\n"
             f"    TH_LAYER_BEGIN({op.index});\n"
@@ -321,7 +328,7 @@ def _weights_c(model: Model, consts: list[int]) -> str:
             literal = "{" + ", ".join(f"{float(v)!r}f" for v in values) + "}"
         else:
             literal = lw.c_array_literal(values)
-        parts.append(f"/* {t.name} {list(t.shape)} */")
+        parts.append(f"/* {_comment(t.name)} {list(t.shape)} */")
         parts.append(f"extern const {ctype} th_w_{i}[{max(t.num_elements, 1)}];")
         parts.append(f"const {ctype} th_w_{i}[{max(t.num_elements, 1)}] = {literal};")
     return "\n".join(parts) + "\n"

@@ -18,6 +18,8 @@ from harness.errors import UnsupportedOpError
 from harness.model import Model, Operator, Tensor
 
 ENGINE = "builtin"
+# Fused activations quant.activation_range clamps to.
+FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 _C_TYPES = {
     "int8": "int8_t",
@@ -160,4 +162,10 @@ def check_supported(model: Model) -> None:
             raise UnsupportedOpError(
                 model.path, op.index, op.name, ENGINE,
                 "supported ops are " + ", ".join(sorted(REGISTRY)),
+            )
+        act = op.options.get("fused_activation_function", "NONE")
+        if act not in FUSED_ACTIVATIONS:
+            raise UnsupportedOpError(
+                model.path, op.index, op.name, ENGINE,
+                f"fused activation {act}; supported are " + ", ".join(FUSED_ACTIVATIONS),
             )

@@ -21,9 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from harness.errors import ModelError
 from harness.model import Model
 
 ALIGN = 16  # TFLM's kBufferAlignment; also keeps int32 scratch aligned.
+ARENA_LIMIT = 2**31  # a C array on a 32-bit target must be smaller
 
 
 def _align(n: int) -> int:
@@ -174,6 +176,12 @@ def plan_arena(
         if best is None or result[0] < best[0]:
             best = result
     total, root_offsets = best if best is not None else (0, {})
+    if total >= ARENA_LIMIT:
+        big = sorted(buffers, key=lambda b: -b.size)[:3]
+        names = ", ".join(f"#{b.root} '{model.tensors[b.root].name}' {b.size} bytes" for b in big)
+        raise ModelError(f"{model.path}: the tensor arena needs {total} bytes, more than a 32-bit target "
+                         f"can address (2**31 - 1); largest tensors: {names}: reduce the input size "
+                         "when converting")
 
     offsets: dict[int, int] = {}
     for op_tensors in ([*model.inputs, *model.outputs],

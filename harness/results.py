@@ -124,7 +124,7 @@ def default_results_path(kind: str = "bench") -> Path:
     import secrets
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS_DIR / f"{kind}-{stamp}-{os.getpid()}{secrets.token_hex(2)}.jsonl"
+    return RESULTS_DIR / f"{kind}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
 def check_output_path(path: Path, option: str) -> Path:

@@ -126,8 +126,8 @@ def test_bench_corrupt_and_unsupported_models_exit_2(capsys: pytest.CaptureFixtu
 def test_a_model_that_does_not_fit_is_a_row_and_the_suite_goes_on(capsys: pytest.CaptureFixture[str],
                                                                    tmp_path: Path, shared_models: Path,
                                                                    arm_tools: tuple[str, str]) -> None:
-    """A chip comparison's normal result: VWW does not fit 64 KB of flash, AD after it
-    still runs; both rows are written; exit 1 (a row did not pass), not 2."""
+    """A chip comparison's normal result: VWW does not fit 64 KB of flash, KWS (49 KB) after
+    it still runs; both rows are written; exit 1 (a row did not pass), not 2."""
     tiny = tmp_path / "tiny64k.toml"
     tiny.write_text((Path(__file__).resolve().parents[1] / "targets" / "cortex-m4.toml").read_text()
                     .replace('name = "cortex-m4"', 'name = "tiny64k"')
@@ -135,12 +135,12 @@ def test_a_model_that_does_not_fit_is_a_row_and_the_suite_goes_on(capsys: pytest
                     .replace('{ name = "code", origin = 0x00000000, size_kb = 4096 }',
                              '{ name = "code", origin = 0x00000000, size_kb = 64 }'))
     out = tmp_path / "rows.jsonl"
-    code, stdout, err = _run(capsys, "bench", "--target", str(tiny), "--model", "vww", "--model", "ad",
+    code, stdout, err = _run(capsys, "bench", "--target", str(tiny), "--model", "vww", "--model", "kws",
                              "--out", str(out))
     assert code == 1, err
     assert "does not fit: vww on tiny64k: vww_96_int8 does not fit tiny64k: FLASH overflowed by" in err
     assert "Traceback" not in err
-    vww, ad = [json.loads(line) for line in out.read_text().splitlines()]
+    vww, kws = [json.loads(line) for line in out.read_text().splitlines()]
     assert vww["status"] == "does_not_fit" and "FLASH overflowed by" in vww["error"]
     assert vww["instructions"] is None and vww["latency_ms"] is None
-    assert ad["status"] == "ok" and ad["instructions"] > 0
+    assert kws["status"] == "ok" and kws["instructions"] > 0

@@ -505,3 +505,26 @@ def test_fit_keeps_table_costs_of_unseen_classes() -> None:
     estimated = [2 * 1000 + 3000 + 500, 2 * 3000 + 1000 + 500]
     measured = [3 * 1000 + 3000 + 500, 3 * 3000 + 1000 + 500]
     assert fit_costs(measured, estimated, inside, {"load": 2, "alu": 1, "mul": 1}) == {"load": 3, "alu": 1}
+
+
+def test_the_plugin_compiles_once_for_threads_that_ask_at_once(tmp_path: Path) -> None:
+    """Two runs started together in one process (tinyhil's threads) both find a whole plugin."""
+    import threading
+
+    from harness.cycles import plugin_path
+
+    results: list[object] = []
+
+    def ask() -> None:
+        try:
+            results.append(plugin_path(tmp_path))
+        except Exception as e:  # collected: the assertion below shows it
+            results.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and isinstance(results[0], Path) and results[0].stat().st_size > 0
+    assert [p.name for p in (tmp_path / "plugins").iterdir()] == [results[0].name]

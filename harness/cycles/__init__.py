@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -242,10 +243,14 @@ def plugin_path(cache_dir: Path | None = None) -> Path:
         raise ToolMissingError("the cycle model's QEMU plugin needs a host C compiler: "
                                "sudo apt-get install gcc")
     root.mkdir(parents=True, exist_ok=True)
-    tmp = so.with_name(f"{so.name}.{os.getpid()}.tmp")
+    # One temporary name per caller (two threads of one process may compile at once).
+    fd, name = tempfile.mkstemp(dir=root, prefix=f"{so.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     cmd = [cc, "-O2", "-shared", "-fPIC", "-Wall", "-Wno-format-truncation", "-o", str(tmp), str(PLUGIN_SOURCE)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
         raise BuildError("the cycle model's QEMU plugin did not compile", cmd, proc.stderr)
     os.replace(tmp, so)
     return so

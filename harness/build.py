@@ -528,15 +528,53 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
     if out_dir.exists() and (elf.exists() or (out_dir / MANIFEST).exists()):
         warn(f"cached firmware {out_dir} is incomplete or corrupt (its files do not match their "
              "manifest): rebuilding it")
-        for name in (MANIFEST, "firmware.elf", "firmware.ld", "firmware.map"):
+        for name in (MANIFEST, *CACHED_FILES):
             (out_dir / name).unlink(missing_ok=True)
 
+    # Files first, the entry's manifest last; a full or read-only cache is one line.
     try:
-        return _build_entry(gen, target, tc, generated, templates, script, cflags, ldflags, key, out_dir, elf,
-                            image, say, cxx, arch, board)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix="build-") as tmp:
+            work = Path(tmp)
+            gen_dir = work / "gen"
+            gen_dir.mkdir()
+            for name, text in generated.items():
+                (gen_dir / name).write_text(text)
+            (work / "firmware.ld").write_text(script)
+            sources = sorted([gen_dir / n for n in generated if n.endswith(".c")]
+                             + [p for n, p in templates.items() if n.endswith(".c")],
+                             key=lambda p: p.name)
+            includes = [f"-I{d}" for d in (gen_dir, gen.kernel_dir, COMMON_DIR, arch, board)]
+            objects = _compile_cxx(cxx, tc, cflags, includes, gen_dir, work) if cxx else []
+            libs = [*map(str, cxx.libraries), *cxx.link_libs] if cxx else []
+            tmp_elf = work / "firmware.elf"
+            # The build id is the key itself (not part of it): th_dut.c prints it at boot.
+            cmd = [str(tc.gcc), *cflags, f'-DTH_BUILD_ID="{key}"', *includes, *map(str, sources), *objects, *libs,
+                   *ldflags, f"-T{work / 'firmware.ld'}", f"-Wl,-Map={work / 'firmware.map'}", "-o", str(tmp_elf)]
+            say(f"compiling {len(sources)} sources for {target.name} ({target.mcpu})")
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            overflow = _overflow(proc.stderr)
+            if overflow:
+                raise DoesNotFitError(f"{gen.model.name} does not fit {target.name}: {overflow} "
+                                      f"(the real chip's limits from {target.path.name})")
+            if proc.returncode != 0:
+                raise BuildError(f"firmware build of {gen.model.name} for {target.name} failed "
+                                 f"(exit {proc.returncode})", cmd, proc.stderr)
+            if proc.stderr.strip():
+                # The firmware and generated code must build warning-free.
+                raise BuildError(f"firmware build of {gen.model.name} for {target.name} produced "
+                                 "compiler warnings", cmd, proc.stderr)
+            for name in CACHED_FILES:  # the ELF is firmware.elf in work too
+                os.replace(work / name, out_dir / name)
+            # Last: the manifest of the entry's files and their hashes; a hit checks it.
+            manifest = work / MANIFEST
+            manifest.write_text(json.dumps({name: _sha256(out_dir / name) for name in CACHED_FILES}, indent=1))
+            os.replace(manifest, out_dir / MANIFEST)
     except OSError as e:
         raise BuildError(f"cannot write the firmware cache {out_dir} ({e.strerror}): free some space or set "
                          "TINYHIL_CACHE to a writable directory with room") from None
+    say(f"firmware for {gen.model.name} on {target.name}: {elf}")
+    return replace(image, cache_hit=False)
 
 
 def check_cache_writable() -> Path:
@@ -553,51 +591,6 @@ def check_cache_writable() -> Path:
     return root
 
 
-def _build_entry(gen: FirmwareSources, target: TargetDescriptor, tc: Toolchain, generated: dict[str, str],
-                 templates: dict[str, Path], script: str, cflags: tuple[str, ...], ldflags: tuple[str, ...],
-                 key: str, out_dir: Path, elf: Path, image: FirmwareImage, say: Callable[[str], None],
-                 cxx: CxxPart | None, arch: Path, board: Path) -> FirmwareImage:
-    """Compile and link into a new cache entry (files first, its manifest last)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix="build-") as tmp:
-        work = Path(tmp)
-        gen_dir = work / "gen"
-        gen_dir.mkdir()
-        for name, text in generated.items():
-            (gen_dir / name).write_text(text)
-        (work / "firmware.ld").write_text(script)
-        sources = sorted([gen_dir / n for n in generated if n.endswith(".c")]
-                         + [p for n, p in templates.items() if n.endswith(".c")],
-                         key=lambda p: p.name)
-        includes = [f"-I{d}" for d in (gen_dir, gen.kernel_dir, COMMON_DIR, arch, board)]
-        objects = _compile_cxx(cxx, tc, cflags, includes, gen_dir, work) if cxx else []
-        libs = [*map(str, cxx.libraries), *cxx.link_libs] if cxx else []
-        tmp_elf = work / "firmware.elf"
-        # The build id is the key itself (not part of it): th_dut.c prints it at boot.
-        cmd = [str(tc.gcc), *cflags, f'-DTH_BUILD_ID="{key}"', *includes, *map(str, sources), *objects, *libs, *ldflags,
-               f"-T{work / 'firmware.ld'}", f"-Wl,-Map={work / 'firmware.map'}", "-o", str(tmp_elf)]
-        say(f"compiling {len(sources)} sources for {target.name} ({target.mcpu})")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        overflow = _overflow(proc.stderr)
-        if overflow:
-            raise DoesNotFitError(f"{gen.model.name} does not fit {target.name}: {overflow} "
-                                  f"(the real chip's limits from {target.path.name})")
-        if proc.returncode != 0:
-            raise BuildError(f"firmware build of {gen.model.name} for {target.name} failed "
-                             f"(exit {proc.returncode})", cmd, proc.stderr)
-        if proc.stderr.strip():
-            # The firmware and generated code must build warning-free.
-            raise BuildError(f"firmware build of {gen.model.name} for {target.name} produced "
-                             "compiler warnings", cmd, proc.stderr)
-        for name in ("firmware.ld", "firmware.map"):
-            os.replace(work / name, out_dir / name)
-        os.replace(tmp_elf, elf)
-        # Last: the manifest of the entry's files and their hashes; a hit checks it.
-        manifest = work / MANIFEST
-        manifest.write_text(json.dumps({name: _sha256(out_dir / name) for name in CACHED_FILES}, indent=1))
-        os.replace(manifest, out_dir / MANIFEST)
-    say(f"firmware for {gen.model.name} on {target.name}: {elf}")
-    return replace(image, cache_hit=False)
 
 
 def _compile_cxx(cxx: CxxPart, tc: Toolchain, cflags: tuple[str, ...], includes: list[str],

@@ -230,14 +230,6 @@ def write_rows(rows: Iterable[ResultRow], path: Path) -> Path:
     return sink.path
 
 
-def write_csv(rows: Iterable[ResultRow], path: Path) -> Path:
-    """Append rows to ``path`` as CSV (a header first when the file is new)."""
-    target = check_output_path(path, "--csv")
-    for row in rows:
-        RowSink._append(target, _csv_text(row, header=target.stat().st_size == 0))
-    return target
-
-
 def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -28,6 +28,7 @@ from harness.runners.qemu import QemuRunner
 from harness.targets import find_target
 from harness.testing.rfc2217 import Rfc2217Bridge
 from harness.transport import open_url
+from tests.fakes import BytesPort
 
 # pyserial's RFC 2217 client (used by a board on another host) calls threading's
 # deprecated setName()/setDaemon().
@@ -98,21 +99,6 @@ def test_rfc2217_url_keeps_what_arrived_before_the_first_read() -> None:
                 port.close()
     finally:
         talker.close()
-
-
-class BytesPort:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def read(self, size: int = 1) -> bytes:
-        out, self.data = self.data[:size], self.data[size:]
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("cut", [4, 20, 34, len(BANNER) - len("m-init-done\r\nm-ready\r\n")])

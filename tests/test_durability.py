@@ -25,6 +25,7 @@ import pytest
 
 from harness.cli import main
 from harness.results import RowSink, RowWriteError, check_output_path
+from tests.fakes import BytesPort
 from tests.rows import KWS_M4
 
 REPO = Path(__file__).resolve().parents[1]
@@ -247,20 +248,7 @@ def test_device_bytes_are_shown_escaped() -> None:
     from harness.dut import Dut
     from harness.errors import DutProtocolError
 
-    class Garbage:
-        data = b"\x1b[2J\x1b]0;pwned\x07garbage\xff\r\nm-ready\r\n"
-
-        def write(self, data: bytes) -> int:
-            return len(data)
-
-        def read(self, size: int = 1) -> bytes:
-            out, self.data = self.data[:size], self.data[size:]
-            return out
-
-        def close(self) -> None:
-            pass
-
-    dut = Dut(Garbage(), timeout_s=1)
+    dut = Dut(BytesPort(b"\x1b[2J\x1b]0;pwned\x07garbage\xff\r\nm-ready\r\n"), timeout_s=1)
     with pytest.raises(DutProtocolError) as e:
         dut.read_until_ready()
     assert "\\x1b[2J\\x1b]0;pwned\\x07garbage\\xff" in str(e.value) and "\x1b" not in str(e.value)

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from harness import __version__
-from harness.cli.common import _results_out, console, err_console
-from harness.errors import CheckFailed, TinyhilError, UserInputError
+from harness.cli.common import console, err_console
 
 
 def cmd_tflm_fetch(args: argparse.Namespace) -> int:

@@ -232,8 +232,6 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
 
     Raises UserInputError when the board reports no hardware cycles (a timer-only part).
     """
-    from dataclasses import replace
-
     from harness.bench import fixed_input, input_bytes
     from harness.build import build_firmware, variant_target
     from harness.cycles import load_core_table
@@ -283,5 +281,4 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
     if write:
         stored = write_override(target.name, table.core, changed,
                               f"{len(rows)} benchmarks on {target.name}, table {table.label}")
-    del replace
     return CalibrationResult(tuple(rows), base, changed, stored)

@@ -56,20 +56,12 @@ class CyclesResult:
         }
 
 
-def cycles_command(qemu: str, elf: Path, target: TargetDescriptor, cfg: Path, serial_out: str) -> list[str]:
-    assert target.qemu is not None
-    bios = ["-bios", "none"] if target.qemu.system == "riscv32" else []
-    return [qemu, "-M", target.qemu.machine, *bios, "-display", "none", "-monitor", "none",
-            "-icount", "shift=0", "-semihosting-config", "enable=on,target=native",
-            "-serial", serial_out, "-plugin", f"{plugin_path()},cfg={cfg}", "-kernel", str(elf)]
-
-
 def run_cycles(elf: Path, target: TargetDescriptor, table: CoreTable, memory: MemorySystem,
                functions: Sequence[str] = (), until: str | None = None, timeout_s: float = 300.0,
                qemu: str | None = None, passthrough: IO[str] | None = None) -> CyclesResult:
     """Run ``elf`` to its end with the model; per named function (inclusive) and in total."""
     from harness.build import find_qemu
-    from harness.runners.qemu import private_dir
+    from harness.runners.qemu import private_dir, qemu_command
 
     if not elf.is_file():
         raise UserInputError(f"{elf}: no such ELF file")
@@ -92,7 +84,7 @@ def run_cycles(elf: Path, target: TargetDescriptor, table: CoreTable, memory: Me
         cfg = work / "cycles.cfg"
         cfg.write_text(plugin_config(table, memory, report_path, watches, (), until_addr))
         out = passthrough if passthrough is not None else sys.stdout
-        cmd = cycles_command(binary, elf, target, cfg, "stdio")
+        cmd = qemu_command(binary, elf, target, "stdio", extra=["-plugin", f"{plugin_path()},cfg={cfg}"])
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, errors="replace")

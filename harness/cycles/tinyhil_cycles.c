@@ -99,7 +99,6 @@ static int unaligned_target_penalty = 0;
 static bool pairs[MAX_GROUPS][MAX_GROUPS];
 
 typedef struct {
-    uint64_t tag_mask_shift; /* unused */
     int line_shift, sets, ways, miss_cycles, prefetch;
     uint64_t *tags; /* sets * ways; 0 = empty, else line + 1 */
     uint64_t last_line, accesses, misses;
@@ -114,6 +113,7 @@ typedef struct {
 } region_t;
 static region_t regions[8];
 static int n_regions;
+static bool data_costs; /* some region charges data accesses: memory callbacks are needed */
 
 typedef struct { uint64_t addr; char name[96]; uint64_t calls; } watch_t;
 #define MAX_WATCH 64
@@ -135,11 +135,6 @@ static frame_t stack[MAX_DEPTH];
 static int depth;
 
 /* ---- per-TB and per-instruction data -------------------------------------- */
-typedef struct {
-    int klass;
-    int data_region_hint;
-} insn_t;
-
 typedef struct tbinfo {
     uint64_t vaddr, end, last_vaddr;
     uint32_t n, base;
@@ -460,7 +455,6 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     int ready[128] = {0}; /* per register: the cycle its value can be read */
     bool loaded[128] = {false}; /* per register: last written by a load (address_early applies) */
     bool prev_paired = false;
-    bool need_mem = false;
     for (size_t i = 0; i < n; ++i) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         char *dis = qemu_plugin_insn_disas(insn);
@@ -500,11 +494,11 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         operands_t o;
         parse_operands(ops, &o);
         bool pops_pc = false;
-        if (kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE ||
-            kind == K_FP_STORE_MULTIPLE) {
+        bool multiple = kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE ||
+                        kind == K_FP_STORE_MULTIPLE;
+        if (multiple) {
             int regs = o.listed;
-            /* vldm/vpush of d registers move two words each */
-            cost += classes[k < n_classes ? k : 0].per_reg * (regs > 0 ? regs : 1);
+            cost += classes[k].per_reg * (regs > 0 ? regs : 1);
             pops_pc = (kind == K_LOAD_MULTIPLE) && o.lists_pc;
         }
         if (kind == K_LOAD && o.first == 15) pops_pc = true; /* ldr pc, [...] */
@@ -516,8 +510,6 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         }
         /* Registers read and written: the destination is the first operand of an
          * instruction that writes one; LDM/POP write their list, read their base. */
-        bool multiple = kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE ||
-                        kind == K_FP_STORE_MULTIPLE;
         int dest = (!multiple && writes_first(kind)) ? o.first : -1;
         int first_src = dest >= 0 ? 1 : 0;
         int nsrc = (kind == K_LOAD_MULTIPLE || kind == K_FP_LOAD_MULTIPLE) ? (o.nregs > 0 ? 1 : 0) : o.nregs;
@@ -564,20 +556,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             loaded[dest] = is_load_kind(kind);
         }
         t->class_ids[i] = (uint16_t)k;
-        t->full[i] = k < n_classes && !adjusted && !(kind == K_LOAD_MULTIPLE ||
-                     kind == K_STORE_MULTIPLE || kind == K_FP_LOAD_MULTIPLE || kind == K_FP_STORE_MULTIPLE);
+        t->full[i] = k < n_classes && !adjusted && !multiple;
         t->base += t->class_cost[i];
-        if (is_mem_kind(kind) || kind == K_LOAD_MULTIPLE || kind == K_STORE_MULTIPLE ||
-            kind == K_FP_LOAD_MULTIPLE || kind == K_FP_STORE_MULTIPLE) {
-            need_mem = true;
-            (void)need_mem;
-            int any_data_cost = 0;
-            for (int r = 0; r < n_regions; ++r) {
-                if (regions[r].read_ws || regions[r].write_ws || regions[r].dcache >= 0) any_data_cost = 1;
-            }
-            if (any_data_cost) {
-                qemu_plugin_register_vcpu_mem_cb(insn, mem_cb, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
-            }
+        if (data_costs && (is_mem_kind(kind) || multiple)) {
+            qemu_plugin_register_vcpu_mem_cb(insn, mem_cb, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
         }
         prev_kind = kind;
         prev_size = size;
@@ -763,6 +745,9 @@ static int load_config(const char *path) {
     }
     fclose(f);
     qsort(table, n_table, sizeof *table, cmp_entry);
+    for (int r = 0; r < n_regions; ++r) {
+        if (regions[r].read_ws || regions[r].write_ws || regions[r].dcache >= 0) data_costs = true;
+    }
     return 0;
 bad:
     fprintf(stderr, "tinyhil_cycles: %s:%d: cannot read: %s", path, lineno, line);

@@ -36,13 +36,14 @@ if TYPE_CHECKING:
     from harness.cycles import CoreTable
 
 
-def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | int, icount: bool = True,
+def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | int | str, icount: bool = True,
                  extra: Sequence[str] = ()) -> list[str]:
     """The QEMU command line, its UART a server that holds the guest until a client
-    connects: a Unix socket at ``uart`` (a path; what the runner uses), or TCP
+    connects: a Unix socket at ``uart`` (a Path; what the runner uses), or TCP
     port ``uart`` on 127.0.0.1 (a number: QEMU standing in for a board at
-    ``socket://``, in tests). ``icount=False`` only for runs that count nothing
-    (accuracy); ``extra`` goes before ``-kernel`` (e.g. a TCG plugin)."""
+    ``socket://``, in tests); a str is a chardev as is (``"stdio"``: `tinyhil
+    cycles` passes the UART through). ``icount=False`` only for runs that count
+    nothing (accuracy); ``extra`` goes before ``-kernel`` (e.g. a TCG plugin)."""
     if target.qemu is None:
         raise RunnerError(f"target {target.name} has no [qemu] section: it cannot run under QEMU")
     # RISC-V virt would otherwise boot OpenSBI first; the firmware is the whole machine.
@@ -56,7 +57,7 @@ def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | in
         # nodelay: without it Nagle holds each reply's tail until the client's
         # delayed ACK (~40 ms a command).
         "-serial", (f"tcp:127.0.0.1:{uart},server=on,wait=on,nodelay=on" if isinstance(uart, int)
-                    else f"unix:{uart},server=on,wait=on"),
+                    else uart if isinstance(uart, str) else f"unix:{uart},server=on,wait=on"),
         *extra,
         "-kernel", str(elf),
     ]

@@ -118,6 +118,7 @@ class AccuracyPlan:
     samples: tuple[Sample, ...]
     source: Path | None
     unavailable: str = ""
+    available: int = 0  # the inputs the dataset holds (more than len(samples) under --limit)
 
 
 def accuracy_kind(benchmark: str, model: Model) -> str:
@@ -144,12 +145,13 @@ def plan_accuracy(benchmark: str, model: Model, dataset_dir: Path | None, user_d
         return AccuracyPlan(kind, (), source, f"no {benchmark} dataset available: {source} holds labels only "
                                               "(the inputs are not shipped); give one with --dataset DIR "
                                               "(*.bin in the model's input size + y_labels.csv)")
-    samples = tuple(load_dataset(source, model, limit=limit))
+    every = load_dataset(source, model)
+    samples = tuple(every[:limit] if limit is not None else every)
     unlabelled = [s.name for s in samples if s.label is None]
     if kind == "top1" and unlabelled:
         raise DatasetError(f"{source}: no label for {unlabelled[0]} ({len(unlabelled)} of {len(samples)} "
                            "inputs): y_labels.csv needs a line 'file,classes,label' per input")
-    return AccuracyPlan(kind, samples, source)
+    return AccuracyPlan(kind, samples, source, available=len(every))
 
 
 @dataclass(frozen=True)
@@ -379,6 +381,7 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
         git_revision=git_revision(), timestamp=now(),
         kernels=built.kernels, arena_used_bytes=built.arena_used_bytes,
         firmware_build=record.firmware_build,
+        flash_capacity_bytes=target.flash.size, ram_capacity_bytes=target.ram.size,
         **_accuracy_fields(accuracy, outcome, ok),
         layers=layers if ok else None, profile_overhead=overhead if ok else None,
     )
@@ -391,9 +394,11 @@ def _accuracy_fields(plan: AccuracyPlan | None, outcome: AccuracyOutcome | None,
         return {"accuracy": None}
     if outcome is None:
         metric = "top1" if plan.kind == "top1" else "anomaly_score_mean"
-        return {"accuracy": None, "accuracy_metric": metric, "accuracy_samples": len(plan.samples)}
+        return {"accuracy": None, "accuracy_metric": metric, "accuracy_samples": len(plan.samples),
+                "accuracy_dataset_samples": plan.available or None}
     fields: dict[str, Any] = {"accuracy": None, "accuracy_metric": outcome.firmware.metric,
                               "accuracy_samples": outcome.samples,
+                              "accuracy_dataset_samples": plan.available or None,
                               "predictions_match_reference": not outcome.first_mismatch}
     if ok:
         fields.update(accuracy=outcome.firmware.value, accuracy_reference=outcome.host.value)
@@ -424,4 +429,5 @@ def unbuilt_row(case: BenchCase, runner: str, status: str, error: str) -> Result
         ram_bytes=None, ram_static_bytes=None, ram_arena_bytes=None, ram_db_buffer_bytes=None,
         ram_stack_bytes=None, output_matches_reference=None, accuracy=None, runs=0,
         git_revision=git_revision(), timestamp=now(), kernels=case.engine.kernels,
+        flash_capacity_bytes=target.flash.size, ram_capacity_bytes=target.ram.size,
     )

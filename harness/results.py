@@ -21,7 +21,17 @@ from harness import __version__
 from harness.errors import TinyhilError, UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "results"
+
+# The row format's version: 1 = the rows before the field existed (no
+# schema_version); 2 adds schema_version, accuracy_dataset_samples and the
+# target's flash/RAM capacity. Raised whenever a field changes meaning or goes.
+SCHEMA_VERSION = 2
+
+
+def results_dir() -> Path:
+    """Where rows go by default: ``./results`` in the current directory (a user's
+    project, not the installed package), or ``TINYHIL_RESULTS``."""
+    return Path(os.environ.get("TINYHIL_RESULTS") or Path.cwd() / "results")
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,13 @@ class ResultRow:
     # the plugin's own instruction count of the same calls).
     cycle_model: str = ""
     cycle_breakdown: dict[str, int] | None = None
+    # How many inputs the accuracy run's dataset holds (accuracy_samples is how many
+    # were run: fewer means a partial run, --limit), and the target's flash and RAM
+    # (the headroom the report draws).
+    accuracy_dataset_samples: int | None = None
+    flash_capacity_bytes: int | None = None
+    ram_capacity_bytes: int | None = None
+    schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=False)
@@ -124,7 +141,7 @@ def default_results_path(kind: str = "bench") -> Path:
     import secrets
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS_DIR / f"{kind}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+    return results_dir() / f"{kind}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
 def check_output_path(path: Path, option: str) -> Path:
@@ -284,4 +301,5 @@ def with_defaults(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with every ResultRow field present: a field added since the row was
     written gets its default (None when it has none); unknown fields are kept."""
     defaults = {f.name: (f.default if f.default is not MISSING else None) for f in fields(ResultRow)}
+    defaults["schema_version"] = 1  # a row without the field predates it
     return {**defaults, **row}

@@ -146,7 +146,7 @@ def test_baseline_update_round_trip(capsys: pytest.CaptureFixture[str], tmp_path
 
 def test_baseline_update_uses_the_newest_bench_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setenv("TINYHIL_RESULTS", str(tmp_path))
     write(tmp_path / "bench-20261101T000000Z.jsonl", suite(scale=2.0))
     write(tmp_path / "bench-20261124T000000Z.jsonl", suite())
     code, out, _ = _run(capsys, "baseline", "update", "--out", str(tmp_path / "b.json"))
@@ -193,7 +193,7 @@ def test_regress_reruns_the_suite_and_catches_a_real_change(
         shared_models: Path, arm_tools: tuple[str, str]) -> None:
     """AD on cortex-m4 through the real bench: unchanged against its own baseline; then a
     baseline one instruction faster than the firmware (as if the engine had regressed)."""
-    monkeypatch.setattr(harness.results, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv("TINYHIL_RESULTS", str(tmp_path / "results"))
     rows_file = tmp_path / "first.jsonl"
     code, _, err = _run(capsys, "bench", "--target", "cortex-m4", "--model", "ad", "--out", str(rows_file))
     assert code == 0, err

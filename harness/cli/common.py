@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any, Iterable
 
 from rich.console import Console
 
@@ -27,3 +30,11 @@ def _results_out(arg: str | None) -> Path:
     if out.parent.exists() and not out.parent.is_dir():
         raise UserInputError(f"--out {arg}: {out.parent} is not a directory")
     return out
+
+
+def print_json_lines(records: Iterable[Any]) -> None:
+    """``--json``: one JSON object per line on stdout, nothing else there (tables and
+    progress go to stderr), flushed per line so a pipe sees each record as it comes."""
+    for record in records:
+        sys.stdout.write(json.dumps(record, sort_keys=False, default=str) + "\n")
+        sys.stdout.flush()

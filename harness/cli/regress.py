@@ -102,14 +102,14 @@ def _num(v: float | None) -> str:
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     """Write a baseline from result rows (default: the newest results/bench-*.jsonl)."""
     from harness.regress import write_baseline
-    from harness.results import RESULTS_DIR, load_row_files, row_key
+    from harness.results import load_row_files, results_dir, row_key
 
     if args.rows:
         paths = [Path(p) for p in args.rows]
     else:
-        runs = sorted(RESULTS_DIR.glob("bench-*.jsonl"))
+        runs = sorted(results_dir().glob("bench-*.jsonl"))
         if not runs:
-            raise UserInputError(f"no {RESULTS_DIR}/bench-*.jsonl to make a baseline from: run `tinyhil bench` "
+            raise UserInputError(f"no {results_dir()}/bench-*.jsonl to make a baseline from: run `tinyhil bench` "
                                  "or pass --rows FILE")
         paths = [runs[-1]]
     sources = ", ".join(str(p) for p in paths)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from harness.errors import UserInputError
-from harness.results import RESULTS_DIR, engine_label, load_row_files
+from harness.results import engine_label, load_row_files, results_dir
 
 # What a result is of; "engine_label" is the engine with its kernels (``tflm cmsis-nn``).
 KEY = ["benchmark", "target", "engine_label", "recipe"]
@@ -39,9 +39,10 @@ class Report:
         return records(self.history)
 
 
-def default_inputs(results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """Every ``*.jsonl`` under results/, oldest name first (bench-<time> names sort by time)."""
-    return sorted(results_dir.glob("*.jsonl"))
+def default_inputs(directory: Path | None = None) -> list[Path]:
+    """Every ``*.jsonl`` under ``directory`` (default ./results), oldest name first
+    (bench-<time> names sort by time)."""
+    return sorted((directory or results_dir()).glob("*.jsonl"))
 
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -56,7 +57,7 @@ def load_report(paths: Sequence[Path]) -> Report:
     """Read row files into a Report; no rows at all is a UserInputError."""
     files = expand_inputs(paths)
     if not files:
-        where = ", ".join(str(p) for p in paths) or str(RESULTS_DIR)
+        where = ", ".join(str(p) for p in paths) or str(results_dir())
         raise UserInputError(f"no result rows files (*.jsonl) in {where}: run `tinyhil bench` first")
     rows: list[dict[str, Any]] = []
     for f in files:

@@ -1,4 +1,4 @@
-"""Sessions a user runs: `nox -s tests`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s perf`, `nox -s regress`, `nox -s report`."""
+"""Sessions a user runs: `nox -s tests`, `nox -s lint`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s perf`, `nox -s regress`, `nox -s report`."""
 
 import nox
 
@@ -64,3 +64,11 @@ def compare(session: nox.Session) -> None:
     --recipes int8,int8-per-tensor,int16x8,prune50-int8,cluster16-lut --target cortex-m4`."""
     session.install("-e", ".[recipes]")
     session.run("tinyhil", "compare", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict over the package: `nox -s lint`."""
+    session.install("-e", ".[test]", "ruff>=0.5", "mypy>=1.8")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("mypy", "harness")

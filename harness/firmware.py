@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "firmware_templates"
+
+def package_data(name: str) -> Path:
+    """One of the folders tinyhil carries as package data (``targets``,
+    ``firmware_templates``), as a real directory (gcc takes -I paths).
+
+    The repository keeps them at its top level; ``harness/_data/<name>`` is a symlink
+    to each, so a source checkout, an editable install and a wheel (where setuptools
+    copies the files in) all find them at the same place in the package. Resolved, so
+    messages name the repository's folder in a checkout.
+    """
+    return Path(str(resources.files("harness"))).joinpath("_data", name).resolve()
+
+
+TEMPLATES = package_data("firmware_templates")
 
 
 def cache_dir() -> Path:

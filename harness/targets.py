@@ -20,13 +20,14 @@ from typing import Any
 
 from harness.cycles import CORES_DIR, CycleModelError, MemorySystem, parse_memory_system
 from harness.errors import UserInputError
+from harness.firmware import TEMPLATES, package_data
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"
+TARGETS_DIR = package_data("targets")
 FLASHERS_DIR = Path(__file__).resolve().parent / "runners" / "flashers"
 
 @dataclass(frozen=True)
@@ -407,7 +408,7 @@ def load_target(path: str | Path) -> TargetDescriptor:
 
 def _family(t: _Fields) -> str:
     family: str = t.get("family", str)
-    if not (TARGETS_DIR.parent / "firmware_templates" / "boards" / family).is_dir():
+    if not (TEMPLATES / "boards" / family).is_dir():
         raise t.fail("family", f"no board support in firmware_templates/boards/{family}")
     return family
 
@@ -422,7 +423,13 @@ def _defines(t: _Fields) -> tuple[tuple[str, str], ...]:
 
 
 def available_targets(directory: Path = TARGETS_DIR) -> list[TargetDescriptor]:
-    return [load_target(p) for p in sorted(directory.glob("*.toml"))]
+    """Every descriptor tinyhil carries; none at all is a broken installation, not an
+    empty list (a wheel built without its package data)."""
+    found = [load_target(p) for p in sorted(directory.glob("*.toml"))]
+    if not found:
+        raise DescriptorError(f"no target descriptors (*.toml) in {directory}: this tinyhil installation is "
+                              "incomplete; reinstall it (pip install --force-reinstall tinyhil)")
+    return found
 
 
 def find_target(name_or_path: str, directory: Path = TARGETS_DIR) -> TargetDescriptor:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from harness.cli.common import console, err_console
+from harness.cli.common import console, err_console, print_json_lines
 from harness.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from harness.engines.builtin.check import CheckResult
 
 
 def cmd_engine_check(args: argparse.Namespace) -> int:
@@ -38,6 +41,8 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
             results.append(check_model(model, samples, workdir=workdir, progress=note))
             progress.remove_task(task)
 
+    if args.json:
+        print_json_lines(check_record(r) for r in results)
     table = Table(title="builtin engine vs TFLM interpreter (host)")
     for col in ("model", "ops", "MACs", "inputs", "arena B", "TFLM planned B", "TFLM total B",
                 "weights B", "max abs diff", "time s"):
@@ -47,13 +52,41 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
         table.add_row(r.model, str(r.ops), f"{r.macs:,}", str(r.samples), f"{r.arena_bytes:,}",
                       f"{r.tflm_arena.head:,}", f"{r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
                       diff, f"{r.seconds:.1f}")
-    console.print(table)
+    (err_console if args.json else console).print(table)
     failed = [r for r in results if not r.ok]
     if failed:
         names = ", ".join(f"{r.model} ({len(r.mismatched_samples)} of {r.samples} inputs differ, "
                           f"first: {r.mismatched_samples[0]})" for r in failed)
         raise CheckFailed(f"outputs differ from the TFLM interpreter: {names}")
     return 0
+
+
+def check_record(r: CheckResult) -> dict[str, Any]:
+    """One model's check as a ``--json`` object (harness.engines.builtin.check.CheckResult).
+
+    ``weights_bytes`` is every ``th_w_*`` array the builtin engine generates: the
+    firmware's ``flash_weights_bytes``.
+    """
+    from harness.results import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": r.model,
+        "engine": "builtin",
+        "reference": "tflm-interpreter",
+        "ok": r.ok,
+        "ops": r.ops,
+        "macs": r.macs,
+        "inputs": r.samples,
+        "arena_bytes": r.arena_bytes,
+        "tflm_arena_planned_bytes": r.tflm_arena.head,
+        "tflm_arena_total_bytes": r.tflm_arena.total,
+        "tflm_arena_persistent_bytes": r.tflm_arena.tail,
+        "weights_bytes": r.weights_bytes,
+        "max_abs_diff": r.max_abs_diff,
+        "mismatched_inputs": list(r.mismatched_samples),
+        "seconds": round(r.seconds, 3),
+    }
 
 
 def register(sub: Any) -> None:
@@ -69,4 +102,6 @@ def register(sub: Any) -> None:
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--limit", type=int, default=None, help="use at most N dataset inputs")
     check.add_argument("--keep", metavar="DIR", help="keep the generated C and host binary here")
+    check.add_argument("--json", action="store_true",
+                       help="one JSON object per model on stdout (the table goes to stderr)")
     check.set_defaults(func=cmd_engine_check)

@@ -8,6 +8,11 @@ Output, all plain C99:
 * ``th_weights.c``: weights and biases as ``const`` arrays (they go to flash),
   each named ``th_w_<tensor>`` so ELF tools can total them.
 
+Weights re-laid for a kernel (conv, fully connected, depthwise with its folded
+bias) are ``static const th_w_*`` arrays in ``th_model.c``. ``weights_bytes``
+totals every ``th_w_*`` array either file declares: the figure the firmware's ELF
+gives as ``flash_weights_bytes`` (harness.metrics.elf_sizes).
+
 Kernel sources are copied from ``firmware_templates/engines/builtin``.
 """
 
@@ -33,7 +38,7 @@ class GeneratedModel:
     sources: dict[str, str]  # file name -> text (generated files only)
     kernel_dir: Path
     arena_bytes: int
-    weights_bytes: int
+    weights_bytes: int  # every th_w_* array's bytes: the ELF's flash_weights_bytes
     inputs: tuple[IOSpec, ...]
     outputs: tuple[IOSpec, ...]
     plan: Plan
@@ -100,6 +105,7 @@ def generate(model: Model) -> GeneratedModel:
     decls: list[str] = []
     calls: list[str] = []
     headers: set[str] = set()
+    weight_arrays: dict[str, int] = {}  # th_w_* arrays the lowerings declare: name -> bytes
     for op in model.operators:
         spec = lw.REGISTRY[op.name]
         if spec.lower is None:
@@ -110,12 +116,13 @@ def generate(model: Model) -> GeneratedModel:
             continue
         if op.index in band_of:
             band = band_of[op.index]
-            calls.append(_band_call(model, band, tensor_expr, decls, headers))
+            calls.append(_band_call(model, band, tensor_expr, decls, headers, weight_arrays))
             continue
         ctx = lw.LowerContext(model, op, tensor_expr)
         call = spec.lower(ctx)
         decls.extend(ctx.decls)
         headers |= ctx.headers
+        weight_arrays.update(ctx.weights)
         produced = _comment(", ".join(model.tensors[i].name for i in op.outputs))
         calls.append(
             f"    /* #{op.index} {op.name} -> {produced} */\n"
@@ -130,7 +137,8 @@ def generate(model: Model) -> GeneratedModel:
     in_ptrs = [f"(void *)({tensor_expr(io.index)})" for io in ins]
     out_ptrs = [f"(void *)({tensor_expr(io.index)})" for io in outs]
     consts = sorted(used_consts)
-    weights = sum(model.tensors[i].nbytes for i in consts)
+    weights = sum(lw.c_array_bytes(lw.c_type(model.tensors[i]), model.tensors[i].num_elements)
+                  for i in consts) + sum(weight_arrays.values())
 
     sources = {
         "th_model_config.h": _header(model, plan, ins, outs),
@@ -198,7 +206,7 @@ def _params_type(ctx: lw.LowerContext) -> str:
 
 
 def _band_call(model: Model, band: BandFusion, tensor_expr: Callable[[int], str],
-               decls: list[str], headers: set[str]) -> str:
+               decls: list[str], headers: set[str], weight_arrays: dict[str, int]) -> str:
     """The producer's and consumer's calls in a loop over bands of output rows."""
     p, q = model.operators[band.producer], model.operators[band.consumer]
     x = p.inputs[0]
@@ -220,6 +228,7 @@ def _band_call(model: Model, band: BandFusion, tensor_expr: Callable[[int], str]
     for ctx in (pctx, qctx):
         decls.extend(ctx.decls)
         headers.update(ctx.headers)
+        weight_arrays.update(ctx.weights)
     ptype, qtype = _params_type(pctx), _params_type(qctx)
     pcall = pcall.replace(f"&{pctx.prefix}_p", "&th_bp")
     qcall = qcall.replace(f"&{qctx.prefix}_p", "&th_ap")

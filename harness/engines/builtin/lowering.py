@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from harness.errors import UnsupportedOpError
+from harness.metrics import WEIGHT_PREFIX
 from harness.model import Model, Operator, Tensor
 
 ENGINE = "builtin"
@@ -29,6 +30,12 @@ _C_TYPES = {
     "int64": "int64_t",
     "float32": "float",
 }
+_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
+
+
+def c_array_bytes(ctype: str, elements: int) -> int:
+    """The size of a C array ``ctype name[max(elements, 1)]`` (what the ELF's symbol says)."""
+    return _C_SIZES[ctype] * max(elements, 1)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ class LowerContext:
     """What a lowering sees: the model, its op, and ways to emit C.
 
     ``ptr`` gives the C expression of a tensor's data; ``array`` and ``params``
-    add ``static const`` declarations named after the op.
+    add ``static const`` declarations named after the op; ``weight_array`` adds
+    one that counts as weights (named ``th_w_*``, recorded in ``weights``).
     """
 
     model: Model
@@ -91,6 +99,7 @@ class LowerContext:
     tensor_expr: Callable[[int], str]
     decls: list[str] = field(default_factory=list)
     headers: set[str] = field(default_factory=set)
+    weights: dict[str, int] = field(default_factory=dict)  # th_w_* arrays declared: name -> bytes
 
     @property
     def prefix(self) -> str:
@@ -123,6 +132,15 @@ class LowerContext:
         name = f"{self.prefix}_{suffix}"
         n = int(np.asarray(values).size)
         self.decls.append(f"static const {ctype} {name}[{max(n, 1)}] = {c_array_literal(values)};")
+        return name
+
+    def weight_array(self, name: str, ctype: str, values: np.ndarray, align: int = 0) -> str:
+        """Declare a ``static const`` array of (re-laid) weights named ``name`` (``th_w_*``, so the
+        firmware's ELF counts it as weights) and record its size; returns ``name``."""
+        assert name.startswith(WEIGHT_PREFIX), name
+        attr = f" __attribute__((aligned({align})))" if align else ""
+        self.decls.append(f"static const {ctype} {name}[{values.size}]{attr} = {c_array_literal(values)};")
+        self.weights[name] = c_array_bytes(ctype, int(values.size))
         return name
 
     def params(self, ctype: str, fields: dict[str, int | str]) -> str:

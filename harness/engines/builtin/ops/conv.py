@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.engines.builtin import int16x8, quant, requant, scratch
-from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
+from harness.engines.builtin.lowering import LowerContext, lowering
 from harness.model import Tensor
 
 
@@ -154,8 +154,7 @@ def conv_2d(ctx: LowerContext) -> str:
     w = conv_weights(fdata)
     wname = f"th_w_{filt.index}_op{ctx.op.index}_conv"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
-    ctx.decls.append(f"static const int8_t {wname}[{w.size}] __attribute__((aligned(4))) = "
-                     f"{c_array_literal(w)};")
+    ctx.weight_array(wname, "int8_t", w, align=4)
     ctx.decls.append(scratch.scratch_decl(ctx.model))
     ctx.include("th_conv.h")
     p = ctx.params("th_conv_params", fields)
@@ -255,8 +254,8 @@ def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
     fb = depthwise_folded_bias(fdata, bdata, int(fields["input_offset"]))
     _, shifts = quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))
     wname, bname = f"th_w_{filt.index}_op{ctx.op.index}_dw", f"th_w_op{ctx.op.index}_dw_bias"
-    ctx.decls.append(f"static const int8_t {wname}[{w.size}] = {c_array_literal(w)};")
-    ctx.decls.append(f"static const int32_t {bname}[{fb.size}] = {c_array_literal(fb)};")
+    ctx.weight_array(wname, "int8_t", w)
+    ctx.weight_array(bname, "int32_t", fb)
     ctx.include("th_depthwise.h")
     geo = ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
            "dil_h", "dil_w", "pad_h", "pad_w")

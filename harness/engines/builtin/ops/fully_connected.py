@@ -3,7 +3,7 @@
 import numpy as np
 
 from harness.engines.builtin import int16x8, quant, requant, scratch
-from harness.engines.builtin.lowering import LowerContext, c_array_literal, lowering
+from harness.engines.builtin.lowering import LowerContext, lowering
 
 
 @lowering("FULLY_CONNECTED")
@@ -55,8 +55,7 @@ def fully_connected(ctx: LowerContext) -> str:
     w = fc_weights(np.asarray(filt.data))
     wname = f"th_w_{filt.index}_op{ctx.op.index}_fc"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
-    ctx.decls.append(f"static const int8_t {wname}[{w.size}] __attribute__((aligned(4))) = "
-                     f"{c_array_literal(w)};")
+    ctx.weight_array(wname, "int8_t", w, align=4)
     ctx.decls.append(scratch.scratch_decl(ctx.model))
     return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")

@@ -12,7 +12,7 @@ the cycles/MAC target. Pure functions of rows; the CLI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 # Builtin must be at most this fraction of TFLM + CMSIS-NN (instructions, flash)
@@ -141,3 +141,23 @@ def goals_met(lines: Sequence[PerfLine]) -> bool:
     flags = [f for ln in lines for f in (ln.instructions_ok, ln.ram_ok, ln.flash_ok, ln.cycles_per_mac_ok)]
     return bool(lines) and all(f is not False for f in flags) and \
         all(ln.instructions_ok is not None for ln in lines)
+
+
+def goals() -> dict[str, Any]:
+    """The goals the lines are judged against, for ``--json``."""
+    return {"ratio_goal": RATIO_GOAL, "cycles_per_mac_goal": CYCLES_PER_MAC_GOAL,
+            "cycles_per_mac_target": CYCLES_PER_MAC_TARGET,
+            "cycles_per_mac_benchmarks": list(CYCLES_PER_MAC_BENCHMARKS)}
+
+
+def json_records(lines: Sequence[PerfLine]) -> list[dict[str, Any]]:
+    """``tinyhil perf --json``: one ``"kind": "perf"`` object per line (builtin against the
+    TFLM row named by ``compared_to``), then one ``"kind": "goals"`` object with the goals
+    and whether all were met. Each carries ``schema_version``."""
+    from harness.results import SCHEMA_VERSION
+
+    out: list[dict[str, Any]] = [{"schema_version": SCHEMA_VERSION, "kind": "perf", "engine": "builtin",
+                                  **asdict(ln)} for ln in lines]
+    out.append({"schema_version": SCHEMA_VERSION, "kind": "goals", **goals(), "lines": len(lines),
+                "goals_met": goals_met(lines)})
+    return out

@@ -20,7 +20,7 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
     from harness.datasets import load_dataset, random_samples
-    from harness.engines.builtin.check import CheckResult, check_model
+    from harness.engines.builtin.check import check_model
     from harness.model import load_model
 
     results: list[CheckResult] = []

@@ -10,7 +10,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import _results_out, console
+from harness.cli.common import _results_out, console, err_console, print_json_lines
 from harness.errors import TinyhilError
 from harness.cli.bench import run_bench
 
@@ -24,7 +24,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from harness.model import load_model
     from harness.results import read_rows
 
-    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    say = err_console if args.json else console  # --json: stdout carries the JSON lines only
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None,
+                            offline=args.offline)
     if args.rows:
         rows = [r for path in args.rows for r in read_rows(Path(path))]
         rc = 0
@@ -35,7 +37,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
                 find_trees(args.tflm_src, kernels=(k,))
                 kernels.append(k)
             except TinyhilError as e:
-                console.print(f"[yellow]TFLM {k} not run:[/] {escape(str(e))}")
+                say.print(f"[yellow]TFLM {k} not run:[/] {escape(str(e))}")
         bench = argparse.Namespace(
             engine=["builtin,tflm" if kernels else "builtin"], kernels=[",".join(kernels)] if kernels else [],
             target=args.target or ["cortex-m4", "stm32f746"], model=args.model or [], models_dir=args.models_dir,
@@ -49,8 +51,10 @@ def cmd_perf(args: argparse.Namespace) -> int:
     macs = {bench: m.macs for bench, m in loaded.items()}
     scratch = {bench: (scratch_bytes(m) + 3) // 4 * 4 for bench, m in loaded.items()}
     lines = perf.perf_lines(rows, macs, scratch)
-    console.print(perf_table(lines))
-    console.print(f"[dim]goals: instructions <= {perf.RATIO_GOAL} x TFLM + CMSIS-NN's; peak RAM "
+    if args.json:
+        print_json_lines(perf.json_records(lines))
+    say.print(perf_table(lines))
+    say.print(f"[dim]goals: instructions <= {perf.RATIO_GOAL} x TFLM + CMSIS-NN's; peak RAM "
                   f"(arena + kernel scratch + stack high-water) <= {perf.RATIO_GOAL} x TFLM's "
                   f"arena_used_bytes() and flash <= {perf.RATIO_GOAL} x TFLM firmware's (the smaller of "
                   "the reference and CMSIS-NN figures); est. "
@@ -58,7 +62,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
                   f"{', '.join(perf.CYCLES_PER_MAC_BENCHMARKS)}. cycles/MAC = est_cycles (the timing "
                   "model) / the model's MACs. '-' = not measured.[/]")
     met = perf.goals_met(lines)
-    console.print("all goals met" if met else "[yellow]goals not all met[/]")
+    say.print("all goals met" if met else "[yellow]goals not all met[/]")
     return rc
 
 
@@ -97,8 +101,12 @@ def register(sub: Any) -> None:
     perf.add_argument("--target", action="append", help="repeatable (default cortex-m4 and stm32f746)")
     perf.add_argument("--model", action="append", help="kws, vww, ic, ad (default all four)")
     perf.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    perf.add_argument("--offline", action="store_true", help="never fetch the MLPerf Tiny models (see bench)")
     perf.add_argument("--tflm-src", help="directory with the TFLM source trees")
     perf.add_argument("--rows", action="append", metavar="JSONL",
                       help="read these result rows instead of running the bench")
     perf.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
+    perf.add_argument("--json", action="store_true",
+                      help="one JSON object per (model, target) line, then one with the goals, on stdout "
+                           "(the table goes to stderr)")
     perf.set_defaults(func=cmd_perf)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import console
+from harness.cli.common import console, print_json_lines
+
+if TYPE_CHECKING:
+    from harness.hosting import Hosting
+    from harness.targets import TargetDescriptor
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
@@ -16,6 +20,9 @@ def cmd_targets(args: argparse.Namespace) -> int:
     from harness.hosting import hosting
     from harness.targets import available_targets
 
+    if args.json:  # stdout carries the JSON lines only, no table
+        print_json_lines(target_record(t, hosting(t, args.port)) for t in available_targets())
+        return 0
     table = Table(title="targets")
     for c in ("name", "core", "clock MHz", "flash KiB", "RAM KiB", "runs here", "not here, because", "notes"):
         table.add_column(c)
@@ -32,8 +39,29 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def target_record(t: TargetDescriptor, hosts: Sequence[Hosting]) -> dict[str, Any]:
+    """One target as a ``--json`` object: its figures, and each runner here (with a note,
+    e.g. what installs on first use) or not here (with the reason)."""
+    from harness.results import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": t.name,
+        "core": t.core,
+        "clock_hz": t.clock_hz,
+        "flash_bytes": t.flash.size,
+        "ram_bytes": t.ram.size,
+        "qemu_machine": t.qemu.machine if t.qemu else None,
+        "proxy": t.qemu.proxy if t.qemu and t.qemu.proxy else None,
+        "description": t.description,
+        "runners_here": [{"runner": h.runner, "note": h.reason} for h in hosts if h.ok],
+        "runners_not_here": [{"runner": h.runner, "reason": h.reason} for h in hosts if not h.ok],
+    }
+
+
 def register(sub: Any) -> None:
     """Add this module's subcommand(s) to the `tinyhil` parser."""
     targets = sub.add_parser("targets", help="list the targets and which runners can host them here")
     targets.add_argument("--port", help="a board's serial port, to check the board runner with it")
+    targets.add_argument("--json", action="store_true", help="one JSON object per target on stdout, no table")
     targets.set_defaults(func=cmd_targets)

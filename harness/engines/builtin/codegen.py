@@ -198,7 +198,7 @@ def band_fusions(model: Model) -> list[BandFusion]:
 
 def _params_type(ctx: lw.LowerContext) -> str:
     """The C type of the parameter struct a lowering declared (a copy is changed per band)."""
-    head = f"static const "
+    head = "static const "
     for d in ctx.decls:
         if d.startswith(head) and f" {ctx.prefix}_p = " in d:
             return d[len(head):d.index(f" {ctx.prefix}_p = ")]

@@ -58,7 +58,7 @@ def loop_nest(shape1: Sequence[int], shape2: Sequence[int],
     if not loops:
         loops.append([1, 0, 0, True, True])
     loops.reverse()
-    return [l[0] for l in loops], [l[1] for l in loops], [l[2] for l in loops]
+    return [lp[0] for lp in loops], [lp[1] for lp in loops], [lp[2] for lp in loops]
 
 
 def _c_list(values: Sequence[int]) -> str:

@@ -18,7 +18,8 @@ from harness.engines.builtin.lowering import LowerContext, lowering
 _MAX_DIMS = 8  # TH_MEAN_MAX_DIMS
 
 
-def _index_space(shape: tuple[int, ...], strides: list[int], keep: list[bool], want: bool) -> tuple[list[int], list[int]]:
+def _index_space(shape: tuple[int, ...], strides: list[int], keep: list[bool],
+                 want: bool) -> tuple[list[int], list[int]]:
     """Dims/strides of the axes whose ``keep`` flag is ``want``, size-1 dropped, neighbours merged."""
     dims: list[int] = []
     strd: list[int] = []

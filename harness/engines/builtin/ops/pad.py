@@ -19,8 +19,8 @@ def _normalize(shape: tuple[int, ...], pads: list[tuple[int, int]]) -> list[tupl
     dims: list[tuple[int, int, int]] = []
     for n, (lo, hi) in zip(shape, pads):
         if dims and lo == 0 and hi == 0:
-            d, l, r = dims[-1]
-            dims[-1] = (d * n, l * n, r * n)
+            d, left, right = dims[-1]
+            dims[-1] = (d * n, left * n, right * n)
         else:
             dims.append((n, lo, hi))
     return [(1, 0, 0)] * (_DIMS - len(dims)) + dims

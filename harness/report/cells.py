@@ -6,6 +6,7 @@ returns text or a number; a failed row yields no numbers at all.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -122,27 +123,77 @@ def accuracy_value_text(value: float | None, metric: str) -> str:
         return "-"
     m = metric.lower().replace("-", "").replace("_", "")
     if m in ("top1", "top5", "accuracy") and 0.0 <= value <= 1.0:
-        return f"{100 * value:.1f}%"
+        return f"{100 * value:.1f} %"
     if m in ("top1", "top5", "accuracy"):
-        return f"{value:.1f}%"
+        return f"{value:.1f} %"
     return f"{value:.3f}"
 
 
-def accuracy_text(row: dict[str, Any]) -> str:
-    """``91.2% top1 (host 91.2%, n=1000)`` or "-"."""
+def _count(row: dict[str, Any], field: str) -> int | None:
+    v = row.get(field)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def accuracy_inputs(row: dict[str, Any]) -> str:
+    """How many inputs the accuracy is over: ``200/1000`` (run / the dataset holds),
+    ``200 inputs`` when the dataset's size is not known (rows before schema 2), "" when
+    the row does not say."""
+    n, total = _count(row, "accuracy_samples"), _count(row, "accuracy_dataset_samples")
+    if n is None:
+        return ""
+    return f"{n}/{total}" if total else f"{n} inputs"
+
+
+def partial_accuracy(row: dict[str, Any]) -> bool:
+    """Whether the accuracy is over fewer inputs than the dataset holds (``--limit``)."""
+    n, total = _count(row, "accuracy_samples"), _count(row, "accuracy_dataset_samples")
+    return n is not None and total is not None and n < total
+
+
+EARLIER = "\u2020"  # the accuracy cell's mark: measured in an earlier run (see accuracy_from)
+
+
+def accuracy_short(row: dict[str, Any]) -> str:
+    """``top1 91.5 % (200/1000)``, ``auc 0.912 (200 inputs)`` or "-"; a trailing dagger
+    when the accuracy comes from an earlier run than the row's other numbers."""
     v = number(row, "accuracy")
     if v is None:
         return "-"
     metric = str(row.get("accuracy_metric") or "")
-    text = accuracy_value_text(v, metric) + (f" {metric}" if metric else "")
-    extra = []
+    inputs = accuracy_inputs(row)
+    return ((f"{metric} " if metric else "") + accuracy_value_text(v, metric) + (f" ({inputs})" if inputs else "")
+            + (f" {EARLIER}" if row.get("accuracy_from") else ""))
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+    """The accuracy in full: ``top1 91.2 % (1000/1000); host 91.3 % on the same inputs``,
+    whether it is a partial run, and where it comes from when not from the row's own run."""
+    short = accuracy_short(row)
+    if short == "-":
+        return short
+    metric = str(row.get("accuracy_metric") or "")
+    text = short.removesuffix(f" {EARLIER}")
     ref = number(row, "accuracy_reference")
     if ref is not None:
-        extra.append(f"host {accuracy_value_text(ref, metric)}")
-    n = number(row, "accuracy_samples")
-    if n is not None:
-        extra.append(f"n={n:,.0f}")
-    return text + (f" ({', '.join(extra)})" if extra else "")
+        text += f"; host {accuracy_value_text(ref, metric)} on the same inputs"
+    if partial_accuracy(row):
+        text += "; a partial run (--limit)"
+    earlier = row.get("accuracy_from")
+    if isinstance(earlier, dict):
+        text += f"; {accuracy_from_text(earlier)}"
+    return text
+
+
+def accuracy_from_text(earlier: dict[str, Any]) -> str:
+    """What ``accuracy_from`` (set by load.py) says: the accuracy's own run, and the newest run's."""
+    metric = str(earlier.get("metric") or "")
+    newest_inputs = accuracy_inputs({"accuracy_samples": earlier.get("newest_samples"),
+                                     "accuracy_dataset_samples": earlier.get("newest_dataset_samples")})
+    newest_value = earlier.get("newest_accuracy")
+    newest = accuracy_value_text(float(newest_value), metric) if isinstance(newest_value, (int, float)) else "?"
+    when = str(earlier.get("timestamp") or "?")[:16].replace("T", " ")
+    return (f"accuracy from the run of {when} (git {earlier.get('git_revision') or '?'}), over more inputs "
+            f"than the newest run's {newest}" + (f" ({newest_inputs})" if newest_inputs else ""))
 
 
 def output_text(row: dict[str, Any]) -> str:
@@ -163,7 +214,9 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         out.append(text)
     if any(ok(r) and r.get("latency_source") != "cycles" for r in rows):
         out.append("instructions: retired instructions per inference from the emulator (QEMU -icount shift=0), "
-                   "not cycles; est. cycles: " + "est_cycles from the timing model (tinyhil-cycles: the core's timing table + the target's memory system under QEMU; docs/cycle-model.md)" + "; est. latency = est. cycles / clock")
+                   "not cycles; est. cycles: est_cycles from the timing model (tinyhil-cycles: the core's timing "
+                   "table + the target's memory system under QEMU; docs/cycle-model.md); est. latency = est. "
+                   "cycles / clock")
     if any(ok(r) and r.get("latency_source") == "cycles" for r in rows):
         out.append("cycles: a hardware cycle counter; latency = cycles / clock")
     if ok_rows := [r for r in rows if ok(r)]:
@@ -178,7 +231,43 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         out.append(text)
     if any(number(r, "energy_uj") is not None for r in rows):
         out.append("energy = latency x the target's active power (an estimate, not a measurement)")
+    with_accuracy = [r for r in rows if number(r, "accuracy") is not None]
+    if any("/" in accuracy_inputs(r) for r in with_accuracy):
+        out.append("accuracy (a/b): over a inputs of the b the dataset holds; a < b is a partial run (--limit). "
+                   "A partial run never replaces a fuller run's accuracy for the same key and model")
+    if any(accuracy_inputs(r).endswith("inputs") for r in with_accuracy):
+        out.append("accuracy (n inputs): the row does not record how many inputs the dataset holds "
+                   "(written before schema 2), so whether it was a partial run is unknown")
+    for r in with_accuracy:
+        if isinstance(r.get("accuracy_from"), dict):
+            out.append(f"{EARLIER} {label(r)}: {accuracy_from_text(r['accuracy_from'])}")
     return out
+
+
+def capacity(row: dict[str, Any], memory: str) -> tuple[int | None, str]:
+    """The target's ``memory`` ("flash" or "ram") size in bytes and where it came from:
+    the row's own ``<memory>_capacity_bytes`` ("row"), else the target's descriptor as it
+    is now (``"descriptor"``: rows before schema 2 lack the field), else (None, "")."""
+    v = _count(row, f"{memory}_capacity_bytes")
+    if v:
+        return v, "row"
+    sizes = _descriptor_sizes(str(row.get("target") or ""))
+    size = sizes.get(memory)
+    return (size, "descriptor") if size else (None, "")
+
+
+@functools.lru_cache(maxsize=None)
+def _descriptor_sizes(target: str) -> dict[str, int]:
+    """{"flash": bytes, "ram": bytes} of a target known to this installation, {} otherwise."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", target) or target.endswith(".toml"):
+        return {}
+    try:
+        from harness.targets import find_target
+
+        t = find_target(target)
+    except Exception:  # unknown or unreadable descriptor: the report draws without capacity
+        return {}
+    return {"flash": int(t.flash.size), "ram": int(t.ram.size)}
 
 
 @dataclass(frozen=True)
@@ -220,21 +309,12 @@ def table_columns(rows: list[dict[str, Any]]) -> list[Column]:
              Column("RAM KiB\n(static+stack)", ram_text)]
     if any(number(r, "accuracy") is not None for r in rows):
         cols.append(Column("accuracy", accuracy_short))
-        cols.append(Column("host\naccuracy", lambda r: accuracy_value_text(
+        cols.append(Column("host acc.\n(same inputs)", lambda r: accuracy_value_text(
             number(r, "accuracy_reference"), str(r.get("accuracy_metric") or ""))))
     if any(output_text(r) != "= reference" for r in ok_rows):
         cols.append(Column("output", output_text, False))
     cols.append(Column("status", status_text, False))
     return cols
-
-
-def accuracy_short(row: dict[str, Any]) -> str:
-    """``91.2% top1`` or "-"."""
-    v = number(row, "accuracy")
-    if v is None:
-        return "-"
-    metric = str(row.get("accuracy_metric") or "")
-    return accuracy_value_text(v, metric) + (f" {metric}" if metric else "")
 
 
 def failures(rows: list[dict[str, Any]]) -> list[str]:

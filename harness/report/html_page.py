@@ -17,14 +17,14 @@ from typing import Any
 import pandas as pd
 
 from harness.report import cells, svg
-from harness.report.load import KEY, Report, records
+from harness.report.load import KEY, Report
 from harness.report.svg import esc
 from harness.results import now
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif; color: #1F2328;
        margin: 0; background: #F6F8FA; }
-main { max-width: 1320px; margin: 0 auto; padding: 24px 32px 48px; }
+main { max-width: 1320px; margin: 0 auto; padding: 24px 32px 48px; box-sizing: border-box; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 0 0 4px; }
 section { background: white; border: 1px solid #D8DEE4; border-radius: 8px; padding: 16px 20px;
@@ -38,9 +38,17 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #FDECEA; }
 td.failed { color: #C62828; font-weight: 600; }
 td.ok { color: #1A7F37; }
-.grid { display: flex; flex-wrap: wrap; gap: 18px 28px; align-items: flex-start; }
-.key { display: inline-flex; align-items: center; margin-right: 16px; font-size: 12px; }
-.swatch { width: 12px; height: 12px; border-radius: 2px; display: inline-block; margin-right: 5px; }
+td .metric { color: #57606A; font-size: 11px; }
+/* Panels in columns of at least 520 px (260 px for the small trend charts), one column when
+   the window is narrower; each SVG is 100 % of its column, at most its design width. */
+.grid { display: grid; gap: 22px 28px; align-items: start;
+        grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); }
+.grid.small { grid-template-columns: repeat(auto-fill, minmax(min(100%, 260px), 1fr)); }
+.grid > * { min-width: 0; }
+@media (max-width: 760px) {
+  main { padding: 12px 10px 32px; }
+  section { padding: 12px 12px; }
+}
 ul { margin: 4px 0; padding-left: 20px; font-size: 13px; }
 li { margin: 2px 0; }
 ul.failed li { color: #C62828; }
@@ -82,7 +90,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 tip = f' title="{esc(cells.accuracy_text(r))}"'
             elif c.header.startswith("output") or c.header == "status":
                 tip = f' title="{esc(cells.output_text(r))}"' if cells.ok(r) else tip
-            tds.append(f'<td class="{klass}"{tip}>{esc(text)}</td>')
+            cell = esc(text)
+            if c.header == "accuracy" and text != "-":
+                # The value and its input count on one line, the metric's name under them.
+                metric = str(r.get("accuracy_metric") or "")
+                value = text.removeprefix(f"{metric} ") if metric else text
+                cell = esc(value).replace(" ", "&nbsp;") + (f'<br><span class="metric">{esc(metric)}</span>'
+                                                            if metric else "")
+            tds.append(f'<td class="{klass}"{tip}>{cell}</td>')
         body.append(f'<tr class="{"" if cells.ok(r) else "failed"}">{"".join(tds)}</tr>')
     html = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     fails = cells.failures(rows)
@@ -108,51 +123,92 @@ def _latency(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
             est = " est." if cells.latency_basis(r) else ""
             bars.append(svg.Bar(cells.series(r), v, colors[cells.series(r)],
                                 f"{cells.latency_text(r)} ms{est}" if v is not None else "failed", tip))
-        panels.append(svg.hbars(bench, bars, "ms", width=600))
+        legend = list(dict.fromkeys((cells.series(r), colors[cells.series(r)]) for r in group))
+        panels.append(svg.hbars(bench, bars, "ms", width=600, legend=legend))
     sources = {r.get("latency_source") for r in rows if cells.ok(r)}
     sub = ("Per inference, each model on its own scale. "
            + ("est. = est_cycles (the timing model run on the emulator's instructions: the core's timing table, "
               "flash wait states and caches; docs/cycle-model.md) / clock, not a measured time. "
               if "est_cycles" in sources else "")
            + ("Without est.: a hardware cycle counter / clock." if "cycles" in sources else ""))
+    sub = sub.strip() + " Colour = target / engine, as each chart's legend says."
     return _section("Latency per model and target", esc(sub), f'<div class="grid">{"".join(panels)}</div>')
 
 
+FLASH_COLORS = {"code": "#0072B2", "weights": "#E69F00", "other": "#8C6D1F"}
+RAM_COLORS = {"static: arena": "#009E73", "static: other": "#7FC8B0", "stack": "#CC79A7"}
+
+
+def _usage_text(used: float, cap: int | None, memory: str) -> str:
+    """``40.1 of 4,096 KiB (1.0 % of flash)``, or ``40.1 KiB (capacity unknown)``."""
+    if not cap:
+        return f"{used:,.1f} KiB (capacity unknown)"
+    cap_kib = cap / cells.KIB
+    pct = 100 * used / cap_kib
+    over = f", over by {used - cap_kib:,.1f} KiB" if used > cap_kib else ""
+    return f"{used:,.1f} of {cap_kib:,.0f} KiB ({pct:.1f} % of {memory}{over})"
+
+
 def _memory(rows: list[dict[str, Any]]) -> str:
-    flash_colors = {"code": "#0072B2", "weights": "#E69F00", "other": "#999999"}
-    ram_colors = {"static: arena": "#009E73", "static: other": "#8FD1BB", "stack": "#CC79A7"}
-    flash, ram = [], []
+    flash: list[svg.Usage] = []
+    ram: list[svg.Usage] = []
+    from_descriptor: set[str] = set()
+    unknown: set[str] = set()
     for r in rows:
         name = cells.label(r)
+        flash_cap, flash_src = cells.capacity(r, "flash")
+        ram_cap, ram_src = cells.capacity(r, "ram")
+        for cap, src in ((flash_cap, flash_src), (ram_cap, ram_src)):
+            if src == "descriptor":
+                from_descriptor.add(str(r["target"]))
+            elif cap is None:
+                unknown.add(str(r["target"]))
         if not cells.ok(r):
-            flash.append(svg.Stack(name, None, tip=f"failed: {r.get('error')}"))
-            ram.append(svg.Stack(name, None, tip=f"failed: {r.get('error')}"))
+            flash.append(svg.Usage(name, None, None, tip=f"failed: {r.get('error')}"))
+            ram.append(svg.Usage(name, None, None, tip=f"failed: {r.get('error')}"))
             continue
         code, weights, other = (cells.kib(r, f) or 0.0 for f in
                                 ("flash_code_bytes", "flash_weights_bytes", "flash_other_bytes"))
-        flash.append(svg.Stack(name, [("code", code), ("weights", weights), ("other", other)],
-                               f"{code + weights + other:,.1f} KiB"))
+        text = _usage_text(code + weights + other, flash_cap, "flash")
+        flash.append(svg.Usage(name, [("code", code), ("weights", weights), ("other", other)],
+                               flash_cap / cells.KIB if flash_cap else None, text, f"{name}: {text}"))
         static, arena, stack = (cells.kib(r, f) or 0.0 for f in
                                 ("ram_static_bytes", "ram_arena_bytes", "ram_stack_bytes"))
         arena = min(arena, static)
-        ram.append(svg.Stack(name, [("static: arena", arena), ("static: other", static - arena), ("stack", stack)],
-                             f"{static + stack:,.1f} KiB"))
-    body = (svg.stacked_hbars("Flash (.text + .rodata + .data init)", flash, flash_colors, "KiB", width=1240)
-            + svg.stacked_hbars("RAM (static .data + .bss, and the stack's high-water mark)", ram, ram_colors,
-                                "KiB", width=1240))
-    sub = ("Flash from the ELF: code (.text), weights (the engine's constant arrays), other. "
+        text = _usage_text(static + stack, ram_cap, "RAM")
+        ram.append(svg.Usage(name, [("static: arena", arena), ("static: other", static - arena), ("stack", stack)],
+                             ram_cap / cells.KIB if ram_cap else None, text, f"{name}: {text}"))
+    body = (svg.capacity_bars("Flash (.text + .rodata + .data init)", flash, FLASH_COLORS)
+            + svg.capacity_bars("RAM (static .data + .bss, and the stack's high-water mark)", ram, RAM_COLORS))
+    sub = ("Each bar is the target's capacity (the light part is the headroom), filled with what the firmware "
+           "uses. Flash from the ELF: code (.text), weights (the engine's constant arrays), other. "
            "RAM: static = .data + .bss (the tensor arena shown apart), plus the stack measured by painting.")
-    return _section("Flash and RAM", esc(sub), body)
+    if from_descriptor:
+        sub += (f" Capacity of {', '.join(sorted(from_descriptor))} from the target descriptor as it is now: "
+                "these rows were written before rows carried it.")
+    if unknown:
+        sub += (f" Capacity of {', '.join(sorted(unknown))} unknown (the rows do not carry it and no target "
+                "descriptor of that name is installed): drawn without headroom, to the largest such use.")
+    return _section("Flash and RAM", esc(sub), f'<div class="grid">{body}</div>')
+
+
+def _point_label(r: dict[str, Any], name: str) -> str:
+    """A scatter point's label: ``kws (200/1000)``, the accuracy's input count next to it."""
+    inputs = cells.accuracy_inputs(r)
+    mark = f" {cells.EARLIER}" if r.get("accuracy_from") else ""
+    return f"{name} ({inputs}){mark}" if inputs else name + mark
 
 
 def _accuracy(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
     by_metric: dict[str, list[svg.Point]] = defaultdict(list)
+    series: dict[str, dict[str, str]] = defaultdict(dict)
     for r in rows:
         acc, lat = cells.number(r, "accuracy"), cells.number(r, "latency_ms")
         if acc is None or lat is None:
             continue
         metric = str(r.get("accuracy_metric") or "accuracy")
-        by_metric[metric].append(svg.Point(lat, acc, colors[cells.series(r)], str(r["benchmark"]),
+        series[metric][cells.series(r)] = colors[cells.series(r)]
+        by_metric[metric].append(svg.Point(lat, acc, colors[cells.series(r)], _point_label(r, str(r["benchmark"])),
                                            f"{cells.label(r)}: {cells.accuracy_text(r)}, {lat:,.2f} ms"))
     if not by_metric:
         return _section("Accuracy vs latency", "",
@@ -161,11 +217,14 @@ def _accuracy(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
     panels = []
     for metric, pts in by_metric.items():
         panels.append(svg.scatter(f"{metric} vs latency", pts, "latency ms", metric,
-                                  y_fmt=functools.partial(_accuracy_tick, metric=metric)))
-    legend = svg.legend({s: c for s, c in colors.items()})
-    return _section("Accuracy vs latency", esc("Accuracy measured on target (firmware), against latency; "
-                                               "hover a point for the host interpreter's accuracy."),
-                    f'<p>{legend}</p><div class="grid">{"".join(panels)}</div>')
+                                  y_fmt=functools.partial(_accuracy_tick, metric=metric),
+                                  legend=list(series[metric].items())))
+    return _section("Accuracy vs latency", esc(
+        "Accuracy measured on target (firmware), against latency; colour = target / engine (each chart's "
+        "legend). Next to each point, the inputs it is over: a/b = a of the b inputs the dataset holds "
+        "(a < b: a partial run, --limit); \u2020 = from an earlier run over more inputs than the newest. "
+        "Hover a point for the host interpreter's accuracy."),
+        f'<div class="grid">{"".join(panels)}</div>')
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -190,14 +249,16 @@ def _recipes(rows: list[dict[str, Any]], colors: dict[str, str]) -> str:
         pts = []
         for r in group:
             lat, acc, flash = float(r["latency_ms"]), float(r["accuracy"]), float(r.get("flash_bytes") or 0)
-            pts.append(svg.Point(lat, acc, colors[cells.series(r)], str(r["recipe"]),
+            pts.append(svg.Point(lat, acc, colors[cells.series(r)], _point_label(r, str(r["recipe"])),
                                  f"{r['recipe']}: {cells.accuracy_text(r)}, {lat:,.2f} ms, "
                                  f"flash {flash / 1024:,.1f} KiB", r=3 + 9 * math.sqrt(flash / flash_max)))
         metric = str(group[0].get("accuracy_metric") or "accuracy")
         sign = -1.0 if metric == "anomaly_score_mean" else 1.0  # a reconstruction error: lower is better
         front = [pts[i] for i in pareto_front([(p.x, sign * p.y) for p in pts])]
+        legend = list(dict.fromkeys((cells.series(r), colors[cells.series(r)]) for r in group))
         panels.append(svg.scatter(f"{bench} on {target}: {metric} vs latency", pts, "latency ms", metric,
-                                  y_fmt=functools.partial(_accuracy_tick, metric=metric), front=front))
+                                  y_fmt=functools.partial(_accuracy_tick, metric=metric), front=front,
+                                  legend=legend))
     return _section("Compression recipes (Pareto)", esc(
         "One point per recipe (tinyhil compare): accuracy on target against latency; marker area is "
         "proportional to flash; the dashed line joins the Pareto front (no recipe is both faster and "
@@ -241,11 +302,13 @@ def _layers(rows: list[dict[str, Any]]) -> str:
             sub += f" vs whole inference {svg.fmt(what[1])}"
         if isinstance(overhead, (int, float)):
             sub += f"; timer overhead {overhead:,} per layer"
-        panels.append(f'<div>{svg.hbars(head, bars, unit, width=600)}<p class="note">{esc(sub)}</p></div>')
+        legend = [(op, ops[op]) for op in sorted({str(layer.get("op", "?")) for layer in layers})]
+        panels.append(f'<div>{svg.hbars(head, bars, unit, width=600, legend=legend)}'
+                      f'<p class="note">{esc(sub)}</p></div>')
     return _section("Per-layer profile", esc("Instructions (or cycles) per layer from the firmware, in execution "
-                                             "order; colour = op type. Hover a bar for shape, MACs and MACs per "
-                                             "instruction."),
-                    f"<p>{svg.legend(ops)}</p><div class=\"grid\">{''.join(panels)}</div>")
+                                             "order; colour = op type (each chart's legend). Hover a bar for "
+                                             "shape, MACs and MACs per instruction."),
+                    f"<div class=\"grid\">{''.join(panels)}</div>")
 
 
 def _trend(report: Report, colors: dict[str, str]) -> str:
@@ -293,7 +356,7 @@ def _trend(report: Report, colors: dict[str, str]) -> str:
            "y range (dashed: its min and max); a red cross is a failed run. Hover a point for its git revision.")
     if t0 == t1 or all(len(g) == 1 for g in groups.values()):
         sub += " One run per key so far: every bench or regress run adds a point."
-    return _section("Trend over history", esc(sub), f'<div class="grid">{"".join(panels)}</div>')
+    return _section("Trend over history", esc(sub), f'<div class="grid small">{"".join(panels)}</div>')
 
 
 def _change(old: float, new: float) -> str:

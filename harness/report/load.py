@@ -23,7 +23,9 @@ class Report:
     """What every format renders.
 
     ``history`` holds every row read (one per run and key), ``latest`` the newest
-    row per (benchmark, target, engine, recipe), in display order. Both keep the
+    row per (benchmark, target, engine, recipe), in display order, except that its
+    accuracy may come from an earlier run over more inputs (see
+    :func:`keep_fuller_accuracy`; ``accuracy_from`` then says which). Both keep the
     rows' own Python values (dtype object): ints stay ints and a missing number
     is None, never NaN.
     """
@@ -70,9 +72,59 @@ def load_report(paths: Sequence[Path]) -> Report:
     history["time"] = pd.to_datetime(history["timestamp"], utc=True, errors="coerce", format="ISO8601")
     history["_order"] = range(len(history))
     history = history.sort_values(["time", "_order"], na_position="first", kind="stable")
-    latest = history.drop_duplicates(KEY, keep="last")
+    latest = keep_fuller_accuracy(history, history.drop_duplicates(KEY, keep="last"))
     return Report(history.drop(columns="_order").reset_index(drop=True),
                   display_order(latest.drop(columns="_order")), tuple(files))
+
+
+# The fields an accuracy run sets; they travel together from one row.
+ACCURACY_FIELDS = ("accuracy", "accuracy_reference", "accuracy_metric", "accuracy_samples",
+                   "accuracy_dataset_samples", "predictions_match_reference")
+
+
+def _inputs(row: dict[str, Any]) -> int:
+    n = row.get("accuracy_samples")
+    return n if isinstance(n, int) and not isinstance(n, bool) else 0
+
+
+def _has_accuracy(row: dict[str, Any]) -> bool:
+    v = row.get("accuracy")
+    return row.get("status") == "ok" and isinstance(v, (int, float)) and not isinstance(v, bool) \
+        and not math.isnan(v)
+
+
+def keep_fuller_accuracy(history: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
+    """``latest`` (the newest row per key), where a newest row's accuracy is over fewer
+    inputs than an earlier run's of the same key, model (``model_sha256``) and metric:
+    that row keeps its own other numbers (latency, flash, ...: they are the newest) but
+    takes the accuracy fields from the earlier run with the most inputs (the newest of
+    those), and ``accuracy_from`` describes both runs. So a partial run (``--limit``)
+    never stands in for a full one. Rows whose newest run has no accuracy, or failed,
+    are left as they are; a row that does not record its input count counts as 0 inputs.
+    ``history`` must be in time order (oldest first)."""
+    latest = latest.copy()
+    latest["accuracy_from"] = None
+    candidates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in records(history):
+        if _has_accuracy(r):
+            candidates.setdefault(tuple(str(r[k]) for k in KEY), []).append(r)
+    for index, newest in zip(latest.index, records(latest)):
+        if not _has_accuracy(newest):
+            continue
+        same = [r for r in candidates.get(tuple(str(newest[k]) for k in KEY), [])
+                if r.get("model_sha256") == newest.get("model_sha256")
+                and r.get("accuracy_metric") == newest.get("accuracy_metric")]
+        best = max(reversed(same), key=_inputs, default=newest)  # the newest of the fullest runs
+        if _inputs(best) <= _inputs(newest):
+            continue
+        for field in ACCURACY_FIELDS:
+            latest.at[index, field] = best.get(field)
+        latest.at[index, "accuracy_from"] = {
+            "timestamp": best.get("timestamp"), "git_revision": best.get("git_revision"),
+            "source": best.get("source"), "metric": newest.get("accuracy_metric"),
+            "newest_accuracy": newest.get("accuracy"), "newest_samples": newest.get("accuracy_samples"),
+            "newest_dataset_samples": newest.get("accuracy_dataset_samples")}
+    return latest
 
 
 def display_order(frame: pd.DataFrame) -> pd.DataFrame:

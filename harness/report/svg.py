@@ -3,6 +3,12 @@
 Each chart function takes plain values (labels, numbers, colours) and returns
 one ``<svg>`` element as text. Hover text is an SVG ``<title>``. Text widths
 are estimated (no font metrics): about 0.6 em per character.
+
+Every chart is responsive: a ``viewBox`` in its design size, ``width="100%"``
+and a CSS ``max-width`` of that size, so it fills a narrow column (scaled down)
+and never grows past the size its text was set for. Every chart that colours
+by category draws its own legend (``<g class="legend">``): a colour means what
+that chart's legend says, nothing more.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ INK = "#1F2328"
 MUTED = "#57606A"
 GRID = "#D8DEE4"
 FONT = 12
+FREE = "#EEF1F4"  # the unused part of a capacity bar (the headroom)
+FREE_EDGE = "#AFB8C1"
 
 
 def esc(text: object) -> str:
@@ -118,10 +126,31 @@ class Canvas:
                           f'<line x1="{cx - r:.1f}" y1="{cy - r:.1f}" x2="{cx + r:.1f}" y2="{cy + r:.1f}"/>'
                           f'<line x1="{cx - r:.1f}" y1="{cy + r:.1f}" x2="{cx + r:.1f}" y2="{cy - r:.1f}"/></g>')
 
+    def legend(self, items: Sequence[tuple[str, str]], y: float, size: float = 11) -> float:
+        """Swatch + name for each (name, colour), wrapped to the canvas width, from ``y``
+        (the top of the first line); returns the y below the legend."""
+        if not items:
+            return y
+        parts = ['<g class="legend">']
+        x, line_h = 0.0, size + 7
+        for name, color in items:
+            w = 16 + text_width(name, size) + 14
+            if x > 0 and x + w > self.width:
+                x, y = 0.0, y + line_h
+            edge = f' stroke="{FREE_EDGE}"' if color == FREE else ""
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="12" height="12" rx="2" fill="{color}"{edge}/>'
+                         f'<text x="{x + 16:.1f}" y="{y + 10:.1f}" font-size="{size}" fill="{INK}">{esc(name)}'
+                         "</text>")
+            x += w
+        self.parts.append("".join(parts) + "</g>")
+        return y + line_h
+
     def __str__(self) -> str:
-        # Inline in HTML5: no xmlns needed (and the page then names no URL at all).
-        return (f'<svg width="{self.width:.0f}" height="{self.height:.0f}" '
-                f'viewBox="0 0 {self.width:.0f} {self.height:.0f}" role="img" aria-label="{esc(self.title)}" '
+        # Inline in HTML5: no xmlns needed (and the page then names no URL at all). Width 100 % of
+        # the column, at most the design width; the height follows the viewBox's aspect ratio.
+        return (f'<svg width="100%" viewBox="0 0 {self.width:.0f} {self.height:.0f}" '
+                f'style="max-width:{self.width:.0f}px;height:auto;display:block" '
+                f'preserveAspectRatio="xMinYMin meet" role="img" aria-label="{esc(self.title)}" '
                 f'font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, Arial, sans-serif">'
                 + "".join(self.parts) + "</svg>")
 
@@ -137,17 +166,20 @@ class Bar:
     tip: str = ""
 
 
-def hbars(title: str, bars: Sequence[Bar], unit: str, width: float = 420) -> str:
-    """Horizontal bars on one 0-based scale, labelled left, values at the bar ends; failed in red."""
+def hbars(title: str, bars: Sequence[Bar], unit: str, width: float = 420,
+          legend: Sequence[tuple[str, str]] = ()) -> str:
+    """Horizontal bars on one 0-based scale, labelled left, values at the bar ends; failed in red.
+    ``legend``: (name, colour) for what the bar colours mean, drawn under the title."""
     label_w = max([text_width(b.label) for b in bars] + [40]) + 12
     value_w = max([text_width(b.text or "failed") for b in bars] + [40]) + 10
     plot_w = max(width - label_w - value_w - 10, 80)
     width = label_w + plot_w + value_w + 10
-    bar_h, gap, top = 18, 8, 30
-    height = top + len(bars) * (bar_h + gap) + 24
-    c = Canvas(width, height, title)
+    bar_h, gap = 18, 8
+    c = Canvas(width, 0, title)
     c.parts.append(f'<text x="0" y="16" font-size="13" font-weight="600" fill="{INK}">{esc(title)}'
                    f'<tspan font-size="11" font-weight="400" fill="{MUTED}" dx="6">{esc(unit)}</tspan></text>')
+    top = c.legend(legend, 24) + 6 if legend else 30
+    c.height = top + len(bars) * (bar_h + gap) + 24
     values = [b.value for b in bars if b.value is not None]
     ticks = nice_ticks(max(values) if values else 1.0)
     scale = plot_w / ticks[-1]
@@ -180,20 +212,17 @@ class Stack:
 
 
 def stacked_hbars(title: str, stacks: Sequence[Stack], colors: dict[str, str], unit: str,
-                  width: float = 860) -> str:
+                  width: float = 600) -> str:
     """Horizontal stacked bars on one 0-based scale, with a legend; failed rows in red."""
     label_w = max([text_width(s.label) for s in stacks] + [40]) + 12
     value_w = max([text_width(s.total_text or "failed") for s in stacks] + [40]) + 10
     plot_w = max(width - label_w - value_w - 10, 120)
-    bar_h, gap, top = 18, 7, 52
-    height = top + len(stacks) * (bar_h + gap) + 26
-    c = Canvas(width, height, title)
+    width = label_w + plot_w + value_w + 10
+    bar_h, gap = 18, 7
+    c = Canvas(width, 0, title)
     c.text(0, 16, title, size=13, weight="600")
-    x = 0.0
-    for name, color in colors.items():
-        c.rect(x, 27, 12, 12, color)
-        c.text(x + 16, 37, name, size=11)
-        x += 16 + text_width(name, 11) + 18
+    top = c.legend(list(colors.items()), 26) + 8
+    c.height = top + len(stacks) * (bar_h + gap) + 26
     totals = [sum(v for _, v in s.segments) for s in stacks if s.segments is not None]
     ticks = nice_ticks(max(totals) if totals else 1.0, 6)
     scale = plot_w / ticks[-1]
@@ -220,6 +249,68 @@ def stacked_hbars(title: str, stacks: Sequence[Stack], colors: dict[str, str], u
 
 
 @dataclass(frozen=True)
+class Usage:
+    """One row's use of a memory against its capacity (both in one unit, e.g. KiB).
+
+    ``segments`` are (name, value) in legend order, None when the row failed; ``capacity``
+    None when it is not known (the bar is then drawn to the largest use, without headroom)."""
+
+    label: str
+    segments: Sequence[tuple[str, float]] | None
+    capacity: float | None
+    text: str = ""
+    tip: str = ""
+
+
+def capacity_bars(title: str, rows: Sequence[Usage], colors: dict[str, str], width: float = 600) -> str:
+    """Each row's use as a stacked bar inside a track that is the target's capacity (the
+    light part is the headroom), label above the bar, ``text`` (e.g. "40.1 of 4,096 KiB,
+    1.0 %") at its right; over capacity the bar runs past the track's red end. Rows
+    without a capacity are drawn on one scale of their own (their largest use), with no
+    track. The legend names the segment colours and the headroom."""
+    bar_h, gap, label_h = 16, 12, 17
+    c = Canvas(width, 0, title)
+    c.text(0, 16, title, size=13, weight="600")
+    items = list(colors.items()) + [("free (headroom)", FREE)]
+    y = c.legend(items, 26) + 6
+    used = [(sum(v for _, v in r.segments), r.capacity) for r in rows if r.segments is not None]
+    over = max([u / cap for u, cap in used if cap] + [1.0])
+    unknown_max = max([u for u, cap in used if not cap] + [0.0]) or 1.0
+    for r in rows:
+        total = sum(v for _, v in r.segments) if r.segments is not None else 0.0
+        fill = FAILED if r.capacity and total > r.capacity else MUTED
+        c.text(0, y + 12, r.label)
+        if text_width(r.label) + 12 + text_width(r.text, 11) > width:  # the figure on a line of its own
+            y += label_h
+        c.text(width, y + 12, r.text, size=11, anchor="end", fill=fill)
+        y += label_h
+        if r.segments is None:
+            c.rect(0, y, width, bar_h, "#FDECEA", tip=r.tip or "failed")
+            c.text(8, y + bar_h - 4, "failed", size=11, fill=FAILED, weight="600")
+            y += bar_h + gap
+            continue
+        if r.capacity:
+            track = width / over
+            scale = track / r.capacity
+            c.rect(0, y, track, bar_h, FREE, tip=r.tip, stroke=FREE_EDGE)
+        else:
+            scale = width / unknown_max
+        if 0 < total * scale < 2:  # a use too small to see still shows, 2 units wide
+            scale = 2 / total
+        x = 0.0
+        for name, v in r.segments:
+            w = v * scale
+            if w > 0:
+                c.rect(x, y, w, bar_h, colors.get(name, MUTED), tip=f"{r.label}: {name} {v:,.1f} KiB")
+            x += w
+        if r.capacity and over > 1.0:
+            c.line(width / over, y - 3, width / over, y + bar_h + 3, stroke=FAILED, width=2)
+        y += bar_h + gap
+    c.height = y + 2
+    return str(c)
+
+
+@dataclass(frozen=True)
 class Point:
     x: float
     y: float
@@ -231,13 +322,16 @@ class Point:
 
 def scatter(title: str, points: Sequence[Point], x_label: str, y_label: str,
             y_fmt: Callable[[float], str] = fmt, width: float = 560, height: float = 340,
-            front: Sequence[Point] = ()) -> str:
+            front: Sequence[Point] = (), legend: Sequence[tuple[str, str]] = ()) -> str:
     """Points with labels; x on a log scale when it spans more than 20x; ``front``
-    (a subset of points, e.g. the Pareto front) is joined by a dashed line."""
-    left, right, top, bottom = 64, 20, 34, 46
-    pw, ph = width - left - right, height - top - bottom
+    (a subset of points, e.g. the Pareto front) is joined by a dashed line; ``legend``
+    (name, colour) says what the point colours mean."""
     c = Canvas(width, height, title)
     c.text(0, 16, title, size=13, weight="600")
+    legend_end = c.legend(legend, 26) if legend else 26.0
+    left, right, top, bottom = 64, 20, legend_end + 8, 46
+    c.height = height = height + (legend_end - 26)
+    pw, ph = width - left - right, height - top - bottom
     xs = [p.x for p in points if p.x > 0]
     ys = [p.y for p in points]
     log = bool(xs) and max(xs) / min(xs) > 20
@@ -339,9 +433,3 @@ def trend(t: Trend, t0: float, t1: float, labels: tuple[str, str], width: float 
         else:
             c.circle(sx(p.when), sy(p.value), 3.5, t.color, tip=p.tip)
     return str(c)
-
-
-def legend(items: dict[str, str]) -> str:
-    """A one-line HTML legend (colour swatch + name), for charts that share colours."""
-    return "".join(f'<span class="key"><span class="swatch" style="background:{color}"></span>{esc(name)}</span>'
-                   for name, color in items.items())

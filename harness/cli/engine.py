@@ -43,22 +43,33 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
 
     if args.json:
         print_json_lines(check_record(r) for r in results)
-    table = Table(title="builtin engine vs TFLM interpreter (host)")
-    for col in ("model", "ops", "MACs", "inputs", "arena B", "TFLM planned B", "TFLM total B",
-                "weights B", "max abs diff", "time s"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for r in results:
-        diff = f"[green]{r.max_abs_diff}[/]" if r.ok else f"[red]{r.max_abs_diff}[/]"
-        table.add_row(r.model, str(r.ops), f"{r.macs:,}", str(r.samples), f"{r.arena_bytes:,}",
-                      f"{r.tflm_arena.head:,}", f"{r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
-                      diff, f"{r.seconds:.1f}")
-    (err_console if args.json else console).print(table)
+    (err_console if args.json else console).print(check_table(results))
     failed = [r for r in results if not r.ok]
     if failed:
         names = ", ".join(f"{r.model} ({len(r.mismatched_samples)} of {r.samples} inputs differ, "
                           f"first: {r.mismatched_samples[0]})" for r in failed)
         raise CheckFailed(f"outputs differ from the TFLM interpreter: {names}")
     return 0
+
+
+def check_table(results: list[CheckResult]) -> Table:
+    """One row per model; sizes in bytes. The numbers never wrap or shrink: on a narrow
+    console (100 columns) the model's name wraps instead."""
+    cells = [[r.model, str(r.ops), f"{r.macs:,}", str(r.samples), f"{r.arena_bytes:,}",
+              f"{r.tflm_arena.head:,}", f"{r.tflm_arena.total:,}", f"{r.weights_bytes:,}",
+              str(r.max_abs_diff), f"{r.seconds:.1f}"] for r in results]
+    table = Table(title="builtin engine vs TFLM interpreter (host), bytes")
+    heads = ("model", "ops", "MACs", "inputs", "arena", "TFLM plan", "TFLM total", "weights", "diff", "s")
+    for k, col in enumerate(heads):
+        if k == 0:
+            table.add_column(col, overflow="fold", min_width=8)
+        else:
+            width = max([len(col), *(len(c[k]) for c in cells)])
+            table.add_column(col, justify="right", no_wrap=True, min_width=width)
+    for r, c in zip(results, cells):
+        c[8] = f"[green]{c[8]}[/]" if r.ok else f"[red]{c[8]}[/]"
+        table.add_row(*c)
+    return table
 
 
 def check_record(r: CheckResult) -> dict[str, Any]:

@@ -7,6 +7,7 @@ reported through a callback so this module stays free of terminal code.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,32 +53,70 @@ class BenchCase:
 
 
 def shared_dir() -> Path | None:
-    """Where the MLPerf Tiny models and datasets live, if anywhere."""
-    candidates = [os.environ.get("TINYHIL_SHARED"), str(Path.cwd().parent / "shared"),
-                  str(REPO.parent / "shared")]
-    for c in candidates:
-        if c and (Path(c) / "models" / "mlperf_tiny").is_dir():
-            return Path(c)
+    """The first root in the lookup order (TINYHIL_SHARED, ../shared, the fetch cache;
+    harness.models.search_roots) that holds models/mlperf_tiny, if any."""
+    from harness.models import MODELS_SUBDIR, search_roots
+
+    return next((r.path for r in search_roots() if (r.path / MODELS_SUBDIR).is_dir()), None)
+
+
+def _dataset_dir(dataset: str, first: Path | None) -> Path | None:
+    """``datasets/<dataset>`` under the model's own root when there, else under the first root
+    in the lookup order that has it."""
+    from harness.models import DATASETS_SUBDIR, search_roots
+
+    for root in ([first] if first else []) + [r.path for r in search_roots()]:
+        if (root / DATASETS_SUBDIR / dataset).is_dir():
+            return root / DATASETS_SUBDIR / dataset
     return None
 
 
-def resolve_models(specs: Sequence[str], models_dir: Path | None = None) -> list[tuple[str, Path, Path | None]]:
-    """``kws``/``vww``/``ic``/``ad`` or a .tflite path -> (benchmark, model, dataset dir)."""
-    shared = shared_dir()
-    base = models_dir or (shared / "models" / "mlperf_tiny" if shared else None)
-    datasets = shared / "datasets" if shared else None
+def _fetch_for(spec: str, offline: bool, progress: Progress | None) -> None:
+    """An MLPerf Tiny model is nowhere: fetch them all into the cache (one line says so),
+    or, ``offline``, the one-line error naming `tinyhil models fetch`."""
+    from harness.models import FETCH_COMMAND, TINY_COMMIT, TINY_REPO, cache_root, display, fetch_models, \
+        offline_error
+
+    filename = MLPERF_TINY[spec][0]
+    if offline:
+        raise offline_error(f"MLPerf Tiny model '{spec}' ({filename})")
+    say = progress or (lambda m: print(m, file=sys.stderr, flush=True))
+    say(f"fetching the MLPerf Tiny models from {TINY_REPO}@{TINY_COMMIT[:7]} into {display(cache_root())} "
+        f"({FETCH_COMMAND})")
+    fetch_models()
+
+
+def resolve_models(specs: Sequence[str], models_dir: Path | None = None, offline: bool = False,
+                   progress: Progress | None = None) -> list[tuple[str, Path, Path | None]]:
+    """``kws``/``vww``/``ic``/``ad`` or a .tflite path -> (benchmark, model, dataset dir).
+
+    An MLPerf Tiny name is looked up in ``models_dir`` (--models-dir: only there), else
+    in TINYHIL_SHARED, ../shared and the fetch cache, in that order (the first holding the
+    file wins; its dataset comes from the same root when there). When it is in none of
+    them the pinned files are fetched into the cache (``progress``, default stderr, gets
+    one line saying so), unless ``offline``: then a one-line error names `tinyhil models fetch`.
+    """
+    from harness.models import MODELS_SUBDIR, search_roots
+
     out = []
     for spec in specs or list(MLPERF_TINY):
         if spec in MLPERF_TINY:
             filename, dataset = MLPERF_TINY[spec]
-            if base is None or not (base / filename).exists():
-                where = f" in {base}" if base else ""
-                raise UserInputError(
-                    f"MLPerf Tiny model '{spec}' ({filename}) not found{where}: pass --models-dir DIR "
-                    "holding the MLPerf Tiny .tflite files, set TINYHIL_SHARED, or give a model "
-                    "path with --model my.tflite")
-            ds = datasets / dataset if datasets and (datasets / dataset).is_dir() else None
-            out.append((spec, base / filename, ds))
+            if models_dir is not None:
+                if not (models_dir / filename).exists():
+                    raise UserInputError(
+                        f"--models-dir {models_dir}: no {filename} (MLPerf Tiny '{spec}') there: pass a "
+                        "directory holding the MLPerf Tiny .tflite files, drop --models-dir to use "
+                        "TINYHIL_SHARED, ../shared or `tinyhil models fetch`'s cache, or give a model "
+                        "path with --model my.tflite")
+                root = models_dir.parent.parent if models_dir.parts[-2:] == MODELS_SUBDIR.parts else None
+                out.append((spec, models_dir / filename, _dataset_dir(dataset, root)))
+                continue
+            hit = next((r.path for r in search_roots() if (r.path / MODELS_SUBDIR / filename).exists()), None)
+            if hit is None:
+                _fetch_for(spec, offline, progress)
+                hit = next(r.path for r in search_roots() if (r.path / MODELS_SUBDIR / filename).exists())
+            out.append((spec, hit / MODELS_SUBDIR / filename, _dataset_dir(dataset, hit)))
         else:
             path = Path(spec)
             if path.suffix != ".tflite" and not path.exists():

@@ -10,13 +10,13 @@ from typing import Callable, Sequence
 from rich.markup import escape
 
 from harness import __version__
-from harness.cli import (bench, compare, cycles, engine, perf, regress, report, stress, targets,  # noqa: F401
-                         tflm)
+from harness.cli import (bench, compare, cycles, engine, models, perf, regress, report, stress,  # noqa: F401
+                         targets, tflm)
 from harness.cli.common import console, err_console
 from harness.errors import TinyhilError
 
 # One module per subcommand; each registers its parser(s). The order is the help's.
-SUBCOMMANDS = (bench, compare, perf, cycles, stress, targets, report, regress, tflm, engine)
+SUBCOMMANDS = (bench, compare, perf, cycles, stress, targets, report, regress, tflm, models, engine)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,8 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
     options.check()
     check_cache_writable()
     targets = [find_target(t) for t in (args.target or ["cortex-m4"])]
-    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None)
+    models = resolve_models(args.model, Path(args.models_dir) if args.models_dir else None,
+                            offline=getattr(args, "offline", False))
     engines = parse_engines(args.engine, args.kernels, args.tflm_src)
     for _, path, _ in models:  # user mistakes first, before minutes of building
         for spec in engines:
@@ -268,6 +269,8 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=[],
                    help="kws, vww, ic, ad (MLPerf Tiny) or a .tflite path; repeatable (default: all four)")
     p.add_argument("--models-dir", help="directory holding the MLPerf Tiny .tflite files")
+    p.add_argument("--offline", action="store_true", help="never fetch the MLPerf Tiny models: a model "
+                   "in none of --models-dir, TINYHIL_SHARED, ../shared, the fetch cache is an error")
     p.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
     p.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")

@@ -51,3 +51,39 @@ def suite(timestamp: str = "2026-11-23T19:46:20+00:00", scale: float = 1.0, **ch
 
 def write(path: Path, rows: list[ResultRow]) -> Path:
     return write_rows(rows, path)
+
+
+# The fields schema_version 2 added: rows written before it lack them.
+SCHEMA_2_FIELDS = ("schema_version", "accuracy_dataset_samples", "flash_capacity_bytes", "ram_capacity_bytes")
+
+
+def accuracy(base: ResultRow = KWS_M4, value: float = 0.92, samples: int = 1000, dataset: int | None = 1000,
+             **changes: Any) -> ResultRow:
+    """A row of an accuracy run (--accuracy; fewer ``samples`` than ``dataset`` is a --limit run)."""
+    return replace(base, accuracy=value, accuracy_reference=value, accuracy_metric="top1", accuracy_samples=samples,
+                   accuracy_dataset_samples=dataset, predictions_match_reference=True, **changes)
+
+
+def with_capacity(base: ResultRow = KWS_M4, flash: int = 1024 * 1024, ram: int = 128 * 1024,
+                  **changes: Any) -> ResultRow:
+    """A row carrying its target's flash and RAM sizes (default: an STM32F405's)."""
+    return replace(base, flash_capacity_bytes=flash, ram_capacity_bytes=ram, **changes)
+
+
+def old_schema(r: ResultRow) -> dict[str, Any]:
+    """``r`` as a row written before schema_version 2 (a JSON object without its fields)."""
+    import json
+
+    data: dict[str, Any] = json.loads(r.to_json())
+    for k in SCHEMA_2_FIELDS:
+        del data[k]
+    return data
+
+
+def write_json(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows given as JSON objects (e.g. old_schema's), one a line."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -12,7 +12,8 @@ import pytest
 from harness.cli import main
 from harness.report import load_report
 from harness.report import cells, html_page, markdown, mlperf_csv
-from tests.rows import KWS_M4, failed, row, suite, write
+from harness.report import svg
+from tests.rows import KWS_M4, accuracy, failed, old_schema, row, suite, with_capacity, write, write_json
 
 LAYERS = [
     {"index": 0, "op": "CONV_2D", "output_shape": [1, 25, 5, 64], "macs": 640_000, "count": 4_900_000,
@@ -181,3 +182,154 @@ def test_tflm_kernels_are_separate_results(tmp_path: Path) -> None:
     assert [cells.label(r) for r in report.latest_rows()] == ["kws / cortex-m4 / tflm cmsis-nn",
                                                               "kws / cortex-m4 / tflm ref"]
     assert "tflm cmsis-nn" in markdown.render(report)
+
+
+# --- issue 16: responsive plots, a legend per panel, capacity, accuracy with its input count ---
+
+
+def _section(page: str, title: str) -> str:
+    m = re.search(rf"<section><h2>{re.escape(title)}</h2>(.*?)</section>", page, re.S)
+    assert m, f"no section {title!r}"
+    return m.group(1)
+
+
+def _svgs(html: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", html, re.S)
+
+
+def test_every_svg_is_responsive(results: Path) -> None:
+    page = html_page.render(load_report([results]))
+    tags = re.findall(r"<svg\b[^>]*>", page)
+    assert len(tags) >= 8
+    for tag in tags:
+        assert re.search(r'viewBox="0 0 \d+ \d+"', tag), tag
+        assert 'width="100%"' in tag, tag
+        assert not re.search(r'\s(width|height)="[\d.]+(px)?"', tag), tag  # no fixed pixel size
+        design = int(re.search(r'viewBox="0 0 (\d+)', tag).group(1))  # type: ignore[union-attr]
+        assert f"max-width:{design}px" in tag and design <= 640, tag  # legible in a 700 px window
+    assert "@media (max-width:" in page and "minmax(min(100%" in page
+
+
+def test_each_panel_has_its_own_legend_for_its_colours(results: Path) -> None:
+    page = html_page.render(load_report([results]))
+    ignore = {svg.FREE, "#FDECEA", "white"}  # the headroom track (in the legend too), a failed row's band
+    coloured = 0
+    for title in ("Latency per model and target", "Flash and RAM", "Accuracy vs latency", "Per-layer profile"):
+        charts = _svgs(_section(page, title))
+        assert charts, title
+        for chart in charts:
+            legends = re.findall(r'<g class="legend">(.*?)</g>', chart, re.S)
+            assert len(legends) == 1, f"{title}: {len(legends)} legends in one chart"
+            named = set(re.findall(r'<rect[^>]*fill="(#[0-9A-Fa-f]{6})"', legends[0]))
+            body = chart.replace(legends[0], "")
+            used = set(re.findall(r'<(?:rect|circle)[^>]*fill="(#[0-9A-Fa-f]{6})"', body)) - ignore
+            assert used <= named, f"{title}: colours {used - named} not in the chart's legend"
+            coloured += bool(used)
+    assert coloured == 7  # latency: kws, ic, ad (vww failed); flash, RAM; top1; the kws profile
+    # Within the memory panel, a colour means one thing: the flash and RAM legends share none.
+    flash, ram = (re.search(r'<g class="legend">(.*?)</g>', c, re.S).group(1)  # type: ignore[union-attr]
+                  for c in _svgs(_section(page, "Flash and RAM")))
+    swatches = r'<rect[^>]*fill="(#\w+)"'
+    assert set(re.findall(swatches, flash)) & set(re.findall(swatches, ram)) == {svg.FREE}
+    assert "weights" in flash and "stack" in ram and "cortex-m4" not in flash
+
+
+def test_flash_and_ram_drawn_against_capacity(tmp_path: Path) -> None:
+    rows = [with_capacity(), with_capacity(benchmark="ad", flash_bytes=291_936, flash_weights_bytes=270_000,
+                                           ram_static_bytes=150_000, ram_arena_bytes=140_000)]
+    page = html_page.render(load_report([write(tmp_path / "r.jsonl", rows)]))
+    memory = _section(page, "Flash and RAM")
+    # kws: 9,888 + 24,368 + 6,752 B of flash = 40.0 KiB of 1,024; RAM 17,640 + 420 B of 128 KiB.
+    assert "40.0 of 1,024 KiB (3.9 % of flash)" in memory and "17.6 of 128 KiB (13.8 % of RAM)" in memory
+    assert "of 128 KiB (114.8 % of RAM, over by" in memory  # ad's static RAM does not fit: said, in red
+    assert memory.count(f'fill="{svg.FREE}" stroke="{svg.FREE_EDGE}"><title>') == 4  # a track per row and memory
+    assert "free (headroom)" in memory and "capacity unknown" not in memory
+
+
+def test_capacity_of_old_rows_from_the_descriptor_or_unknown(tmp_path: Path) -> None:
+    f = write_json(tmp_path / "old.jsonl", [old_schema(KWS_M4), old_schema(row(target="mychip"))])
+    memory = _section(html_page.render(load_report([f])), "Flash and RAM")
+    assert "40.0 of 4,096 KiB (1.0 % of flash)" in memory  # cortex-m4's descriptor: 4 MiB
+    assert "Capacity of cortex-m4 from the target descriptor as it is now" in memory
+    assert "40.0 KiB (capacity unknown)" in memory and "Capacity of mychip unknown" in memory
+    text = mlperf_csv.write(load_report([f]), tmp_path / "r.csv").read_text()
+    lines = {r["system"]: r for r in csv.DictReader(text.splitlines())}
+    assert lines["cortex-m4"]["flash_capacity_bytes"] == str(4096 * 1024)
+    assert lines["mychip"]["ram_capacity_bytes"] == ""
+
+
+def _partial_report(tmp_path: Path) -> Path:
+    return write(tmp_path / "r.jsonl", [accuracy(value=0.915, samples=200, dataset=1000),
+                                        accuracy(benchmark="ad", value=0.92)])
+
+
+def test_partial_accuracy_shows_its_input_count_everywhere(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
+    f = _partial_report(tmp_path)
+    code, out, err = _run(capsys, "report", str(f), "--csv", str(tmp_path / "r.csv"), "--md", str(tmp_path / "r.md"),
+                          "--html", str(tmp_path / "r.html"))
+    assert code == 0, err
+    kws = next(line for line in out.splitlines() if line.startswith("│ kws"))
+    assert "91.5 % (200/1000)" in kws
+    assert "92.0 % (1000/1000)" in next(line for line in out.splitlines() if line.startswith("│ ad"))
+    assert "a < b is a partial run" in out
+    md = (tmp_path / "r.md").read_text()
+    assert "top1 91.5 % (200/1000)" in md and "top1 92.0 % (1000/1000)" in md
+    page = (tmp_path / "r.html").read_text()
+    assert "91.5&nbsp;%&nbsp;(200/1000)" in _section(page, "Results")  # the table cell, kept on one line
+    assert "a partial run (--limit)" in page  # its tooltip
+    assert "kws (200/1000)" in _section(page, "Accuracy vs latency")  # next to the point
+    lines = {r["benchmark"]: r for r in csv.DictReader((tmp_path / "r.csv").read_text().splitlines())}
+    assert lines["kws"]["accuracy"] == "0.915" and lines["kws"]["accuracy_inputs"] == "200/1000"
+    assert lines["kws"]["accuracy_samples"] == "200" and lines["kws"]["accuracy_dataset_samples"] == "1000"
+    assert lines["ad"]["accuracy_inputs"] == "1000/1000" and lines["kws"]["accuracy_from"] == ""
+
+
+def test_newer_partial_run_does_not_replace_a_full_runs_accuracy(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    d = tmp_path / "results"
+    write(d / "a.jsonl", [accuracy(value=0.92, timestamp="2026-11-20T00:00:00+00:00", git_revision="aaaaaaa")])
+    write(d / "b.jsonl", [accuracy(value=0.875, samples=200, timestamp="2026-11-23T00:00:00+00:00",
+                                   instructions=22_000_000, git_revision="bbbbbbb")])
+    report = load_report([d])
+    (r,) = report.latest_rows()
+    assert r["accuracy"] == 0.92 and r["accuracy_samples"] == 1000  # the full run's accuracy
+    assert r["instructions"] == 22_000_000 and r["git_revision"] == "bbbbbbb"  # the newest run's other numbers
+    assert r["accuracy_from"]["timestamp"] == "2026-11-20T00:00:00+00:00"
+    assert cells.accuracy_short(r) == f"top1 92.0 % (1000/1000) {cells.EARLIER}"
+    note = next(n for n in cells.notes([r]) if n.startswith(cells.EARLIER))
+    assert "run of 2026-11-20 00:00 (git aaaaaaa)" in note and "87.5 % (200/1000)" in note
+    assert "91.5" not in markdown.render(report) and "top1 92.0 % (1000/1000)" in markdown.render(report)
+    assert mlperf_csv.table(report)["accuracy_from"][0] == "2026-11-20T00:00:00+00:00"
+    code, out, _ = _run(capsys, "report", str(d))
+    assert code == 0 and "87.5 % (200/1000)" in out and "92.0 % (1000/1000)" in out  # the note names both
+
+
+@pytest.mark.parametrize("newer, expected", [
+    (accuracy(value=0.93, timestamp="2026-11-23T00:00:00+00:00"), 0.93),  # a newer full run replaces it
+    (accuracy(value=0.93, samples=1200, dataset=1200, timestamp="2026-11-23T00:00:00+00:00"), 0.93),  # more inputs
+    (accuracy(value=0.9, samples=200, model_sha256="ff" * 32, timestamp="2026-11-23T00:00:00+00:00"), 0.9),  # model
+    (row(timestamp="2026-11-23T00:00:00+00:00"), None),  # no accuracy: the newest row as it is
+    (failed(accuracy(samples=200), timestamp="2026-11-23T00:00:00+00:00"), None),  # failed: no numbers
+])
+def test_accuracy_selection_cases(tmp_path: Path, newer: object, expected: float | None) -> None:
+    d = tmp_path / "results"
+    write(d / "a.jsonl", [accuracy(value=0.92, timestamp="2026-11-20T00:00:00+00:00")])
+    write(d / "b.jsonl", [newer])  # type: ignore[list-item]
+    (r,) = load_report([d]).latest_rows()
+    assert (r["accuracy"] if r["status"] == "ok" else None) == expected and r["accuracy_from"] is None
+
+
+def test_old_rows_without_schema_2_fields_still_render(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = [old_schema(accuracy(value=0.9, samples=200)), old_schema(failed(benchmark="vww"))]
+    f = write_json(tmp_path / "old.jsonl", rows)
+    code, out, err = _run(capsys, "report", str(f), "--csv", str(tmp_path / "r.csv"), "--md", str(tmp_path / "r.md"),
+                          "--html", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert "90.0 % (200 inputs)" in out and "whether it was a partial run is unknown" in out
+    assert "top1 90.0 % (200 inputs)" in (tmp_path / "r.md").read_text()
+    page = (tmp_path / "r.html").read_text()
+    assert "90.0&nbsp;%&nbsp;(200&nbsp;inputs)" in page and "kws (200 inputs)" in page
+    lines = {r["benchmark"]: r for r in csv.DictReader((tmp_path / "r.csv").read_text().splitlines())}
+    assert lines["kws"]["accuracy_inputs"] == "200 inputs" and lines["kws"]["accuracy_dataset_samples"] == ""
+    assert lines["vww"]["status"] == "failed" and lines["vww"]["accuracy_inputs"] == ""

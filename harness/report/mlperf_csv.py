@@ -11,10 +11,15 @@ benchmark the latency in ms, the energy in µJ and the accuracy. Here:
     benchmark       kws, vww, ic, ad or the model's name
     latency_ms, energy_uj, accuracy (+ accuracy_metric, accuracy_reference)
 
-followed by what MLPerf Tiny does not publish: where the latency comes from
-(``latency_source``: est_cycles or cycles), instructions, cycles, est_cycles,
-flash and RAM (bytes, with their splits), the runner and core-proxy note, and
-the row's provenance. A failed row keeps its status and error and has no numbers.
+and how many inputs the accuracy is over: ``accuracy_samples`` (run),
+``accuracy_dataset_samples`` (the dataset holds; empty for rows before schema 2),
+``accuracy_inputs`` as the report shows it ("200/1000", "200 inputs"), and
+``accuracy_from``: the timestamp of the earlier, fuller run the accuracy comes from
+when the newest run of the key was a partial one (empty otherwise). Then what MLPerf
+Tiny does not publish: where the latency comes from (``latency_source``: est_cycles
+or cycles), instructions, cycles, est_cycles, flash and RAM (bytes, with their
+splits) and the target's capacity of each, the runner and core-proxy note, and the
+row's provenance. A failed row keeps its status and error and has no numbers.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ from harness.report.load import Report
 COLUMNS = [
     "system", "processor", "processor_mhz", "engine", "engine_version", "recipe", "benchmark", "model",
     "status", "latency_ms", "latency_source", "energy_uj", "accuracy", "accuracy_metric",
-    "accuracy_reference", "accuracy_samples", "instructions", "cycles", "est_cycles",
+    "accuracy_reference", "accuracy_samples", "accuracy_dataset_samples", "accuracy_inputs", "accuracy_from",
+    "instructions", "cycles", "est_cycles",
     "flash_bytes", "flash_code_bytes", "flash_weights_bytes", "flash_other_bytes",
     "ram_bytes", "ram_static_bytes", "ram_arena_bytes", "ram_stack_bytes",
+    "flash_capacity_bytes", "ram_capacity_bytes",
     "output_matches_reference", "runner", "proxy", "error", "git_revision", "timestamp",
 ]
-INT_COLUMNS = {"accuracy_samples", "instructions", "cycles", "est_cycles", "flash_bytes", "flash_code_bytes",
-               "flash_weights_bytes", "flash_other_bytes", "ram_bytes", "ram_static_bytes",
-               "ram_arena_bytes", "ram_stack_bytes"}
+INT_COLUMNS = {"accuracy_samples", "accuracy_dataset_samples", "instructions", "cycles", "est_cycles",
+               "flash_bytes", "flash_code_bytes", "flash_weights_bytes", "flash_other_bytes", "ram_bytes",
+               "ram_static_bytes", "ram_arena_bytes", "ram_stack_bytes", "flash_capacity_bytes", "ram_capacity_bytes"}
 FLOAT_COLUMNS = {"processor_mhz", "latency_ms", "energy_uj", "accuracy", "accuracy_reference"}
 
 
@@ -51,6 +58,11 @@ def _line(row: dict[str, Any]) -> dict[str, Any]:
     for c, digits in (("latency_ms", 4), ("energy_uj", 2)):
         if out[c] is not None:
             out[c] = round(out[c], digits)
+    for memory in ("flash", "ram"):  # the row's own, else the target descriptor's (rows before schema 2)
+        out[f"{memory}_capacity_bytes"] = cells.capacity(row, memory)[0]
+    out["accuracy_inputs"] = cells.accuracy_inputs(row) if out["accuracy"] is not None else ""
+    earlier = row.get("accuracy_from")
+    out["accuracy_from"] = str(earlier.get("timestamp") or "") if isinstance(earlier, dict) else ""
     if not cells.ok(row):
         out["output_matches_reference"] = None
         out["latency_source"] = ""

@@ -18,7 +18,7 @@ import numpy as np
 from harness.build import variant_target
 from harness.datasets import Sample, load_dataset, random_samples
 from harness.engines.dispatch import BUILTIN, EngineSpec, build_image, explain
-from harness.errors import DatasetError, UserInputError
+from harness.errors import DatasetError, TinyhilError, UserInputError
 from harness.metrics import (LayerOp, anomaly_score, compute_metrics, elf_sizes, layer_rows,
                              predicted_class, roc_auc, top1_accuracy)
 from harness.model import Model, load_model
@@ -83,7 +83,11 @@ def _fetch_for(spec: str, offline: bool, progress: Progress | None) -> None:
     say = progress or (lambda m: print(m, file=sys.stderr, flush=True))
     say(f"fetching the MLPerf Tiny models from {TINY_REPO}@{TINY_COMMIT[:7]} into {display(cache_root())} "
         f"({FETCH_COMMAND})")
-    fetch_models()
+    try:
+        fetch_models()
+    except TinyhilError as e:
+        raise type(e)(f"{e} (the bench fetched because '{spec}' is nowhere else: `{FETCH_COMMAND} "
+                      "--url-template T` takes a mirror, --models-dir DIR or TINYHIL_SHARED names a copy)") from e
 
 
 def resolve_models(specs: Sequence[str], models_dir: Path | None = None, offline: bool = False,

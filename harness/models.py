@@ -283,9 +283,12 @@ def _git(work: Path, *args: str, check: str = "") -> subprocess.CompletedProcess
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a wrong URL fails, never asks for a password
     proc = subprocess.run(["git", "-C", str(work), *args], capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise FetchError(f"{check} failed: git {' '.join(args)}: {tail}")
+        raise FetchError(f"{check} failed: git {' '.join(args)}: {_tail(proc)}")
     return proc
+
+
+def _tail(proc: subprocess.CompletedProcess[str]) -> str:
+    return " | ".join([line for line in proc.stderr.splitlines() if line.strip()][-3:])
 
 
 def _checkout(source: Source, url: str, work: Path, any_commit: bool, say: Progress) -> str:
@@ -304,6 +307,10 @@ def _checkout(source: Source, url: str, work: Path, any_commit: bool, say: Progr
     info.mkdir(parents=True, exist_ok=True)
     (info / "sparse-checkout").write_text("".join(f"/{f.source}\n" for f in source.files))
     say(f"{source.repo}: fetching {source.commit[:12]} from {url} ({len(source.files)} files)")
+    reach = _git(work, "ls-remote", "origin", "HEAD")
+    if reach.returncode != 0:
+        raise FetchError(f"cannot read {url} ({source.repo}): {_tail(reach)}: check the network, or name "
+                         "a mirror with --url-template (docs/models.md); nothing was written")
     fetch = ["fetch", "-q", "--filter=blob:none"]
     rev = "FETCH_HEAD"
     if _git(work, *fetch, "--depth", "1", "origin", source.commit).returncode != 0:

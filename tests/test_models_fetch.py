@@ -13,6 +13,7 @@ import pytest
 import harness.models
 from harness.bench import resolve_models
 from harness.cli import main
+from harness.engines.tflm.trees import FetchError
 from harness.errors import ToolMissingError
 from harness.models import Source, check_files, pinned_files, sources
 from tests.conftest import DATASETS, MODELS
@@ -192,3 +193,18 @@ def test_missing_git_names_the_install_command(isolated: Path, monkeypatch: pyte
 def test_bad_url_template_is_a_user_error(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "models", "fetch", "--url-template", "/srv/{nope}")
     assert code == 2 and "unknown field" in err
+
+
+def test_unreachable_url_and_a_failed_bench_fetch_say_what_to_do(tmp_path: Path, isolated: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "models", "fetch", "--url-template", f"{tmp_path}/none/{{repo}}")
+    assert code == 1 and f"cannot read {tmp_path}/none/mlcommons/tiny" in " ".join(err.split())
+
+    def unreachable() -> None:
+        raise FetchError("cannot read https://github.com/mlcommons/tiny.git (mlcommons/tiny): no network")
+
+    monkeypatch.setattr(harness.models, "fetch_models", unreachable)
+    code, _, err = run(capsys, "bench", "--model", "vww")
+    flat = " ".join(err.split())
+    assert code == 1 and "no network" in flat and "tinyhil models fetch --url-template T" in flat

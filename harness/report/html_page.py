@@ -188,7 +188,7 @@ def _memory(rows: list[dict[str, Any]]) -> str:
                 "these rows were written before rows carried it.")
     if unknown:
         sub += (f" Capacity of {', '.join(sorted(unknown))} unknown (the rows do not carry it and no target "
-                "descriptor of that name is installed): drawn without headroom, to the largest such use.")
+                "descriptor of that name is installed): no bar, the split in words.")
     return _section("Flash and RAM", esc(sub), f'<div class="grid">{body}</div>')
 
 

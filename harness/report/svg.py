@@ -253,7 +253,7 @@ class Usage:
     """One row's use of a memory against its capacity (both in one unit, e.g. KiB).
 
     ``segments`` are (name, value) in legend order, None when the row failed; ``capacity``
-    None when it is not known (the bar is then drawn to the largest use, without headroom)."""
+    None when it is not known (no bar is drawn then: there is no headroom to show)."""
 
     label: str
     segments: Sequence[tuple[str, float]] | None
@@ -265,9 +265,9 @@ class Usage:
 def capacity_bars(title: str, rows: Sequence[Usage], colors: dict[str, str], width: float = 600) -> str:
     """Each row's use as a stacked bar inside a track that is the target's capacity (the
     light part is the headroom), label above the bar, ``text`` (e.g. "40.1 of 4,096 KiB,
-    1.0 %") at its right; over capacity the bar runs past the track's red end. Rows
-    without a capacity are drawn on one scale of their own (their largest use), with no
-    track. The legend names the segment colours and the headroom."""
+    1.0 %") at its right; over capacity the bar runs past the track's red end. A row
+    without a capacity gets a dashed empty frame with its split in words. The legend
+    names the segment colours and the headroom."""
     bar_h, gap, label_h = 16, 12, 17
     c = Canvas(width, 0, title)
     c.text(0, 16, title, size=13, weight="600")
@@ -275,7 +275,6 @@ def capacity_bars(title: str, rows: Sequence[Usage], colors: dict[str, str], wid
     y = c.legend(items, 26) + 6
     used = [(sum(v for _, v in r.segments), r.capacity) for r in rows if r.segments is not None]
     over = max([u / cap for u, cap in used if cap] + [1.0])
-    unknown_max = max([u for u, cap in used if not cap] + [0.0]) or 1.0
     for r in rows:
         total = sum(v for _, v in r.segments) if r.segments is not None else 0.0
         fill = FAILED if r.capacity and total > r.capacity else MUTED
@@ -289,12 +288,19 @@ def capacity_bars(title: str, rows: Sequence[Usage], colors: dict[str, str], wid
             c.text(8, y + bar_h - 4, "failed", size=11, fill=FAILED, weight="600")
             y += bar_h + gap
             continue
-        if r.capacity:
-            track = width / over
-            scale = track / r.capacity
-            c.rect(0, y, track, bar_h, FREE, tip=r.tip, stroke=FREE_EDGE)
-        else:
-            scale = width / unknown_max
+        if not r.capacity:
+            # No capacity, no headroom to draw: a dashed empty frame with the split in words
+            # (a bar of any length would read as a share of something).
+            c.parts.append(f'<rect x="0" y="{y:.1f}" width="{width:.1f}" height="{bar_h}" fill="none" '
+                           f'stroke="{FREE_EDGE}" stroke-dasharray="4 3"><title>{esc(r.tip)}</title></rect>')
+            split = " + ".join(f"{name} {v:,.1f}" for name, v in r.segments)
+            c.text(8, y + bar_h - 4, f"{split} KiB: no capacity to draw against", size=11, fill=MUTED,
+                   italic=True)
+            y += bar_h + gap
+            continue
+        track = width / over
+        scale = track / r.capacity
+        c.rect(0, y, track, bar_h, FREE, tip=r.tip, stroke=FREE_EDGE)
         if 0 < total * scale < 2:  # a use too small to see still shows, 2 units wide
             scale = 2 / total
         x = 0.0
@@ -303,7 +309,7 @@ def capacity_bars(title: str, rows: Sequence[Usage], colors: dict[str, str], wid
             if w > 0:
                 c.rect(x, y, w, bar_h, colors.get(name, MUTED), tip=f"{r.label}: {name} {v:,.1f} KiB")
             x += w
-        if r.capacity and over > 1.0:
+        if total > r.capacity:  # does not fit: the capacity's end in red
             c.line(width / over, y - 3, width / over, y + bar_h + 3, stroke=FAILED, width=2)
         y += bar_h + gap
     c.height = y + 2

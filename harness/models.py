@@ -1,7 +1,7 @@
 """The MLPerf Tiny models and datasets: their pinned sources, where tinyhil looks for them, fetching.
 
 tinyhil never copies the models or the datasets into its own repository. They
-come from two public repositories at pinned commits (:data:`SOURCES`):
+come from two public repositories at pinned commits (:func:`sources`):
 
 - mlcommons/tiny: the four int8 reference models, their float originals and one
   ToyADMOS clip for AD;

@@ -43,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
         code = 130
+    except BrokenPipeError:  # `tinyhil bench --json | head -1`: the reader has gone, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     sys.exit(code)
 
 

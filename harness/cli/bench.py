@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.common import _results_out, console, err_console
+from harness.cli.tables import compact_table
 from harness.errors import UserInputError
 
 
@@ -44,19 +47,19 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
     return cases, runner, replace(options, accuracy=plans), engines
 
 
-def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None) -> tuple[list[Any], Any]:
+def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
+              on_row: Callable[[Any], None] | None = None) -> tuple[list[Any], Any]:
     """Run the bench's suite with a progress display, appending each row to ``out`` (and
-    ``csv``) the moment its case finishes; returns the rows and the suite options."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    ``csv``) the moment its case finishes, then handing it to ``on_row``; returns the rows
+    and the suite options."""
+    from harness.cli.progress import progress_display
     from harness.results import RowSink
     from harness.suite import SuiteEvent, run_suite
 
     cases, runner, options, engines = bench_cases(args)
     sink = RowSink(out, csv)  # checked (and created) before any work
     rows: list[Any] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+    with progress_display("bar") as progress:
         overall = progress.add_task("bench", total=len(cases))
         inputs: dict[int, Any] = {}
 
@@ -72,36 +75,40 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None) -> t
             elif e.kind == "row":
                 if e.index in inputs:
                     progress.remove_task(inputs.pop(e.index))
+                progress.update(overall, description=f"{escape(label)}: done")
                 progress.advance(overall)
 
         for row in run_suite(cases, runner, options, show):
             sink.append(row)
             rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows, options
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table."""
+    """Build one firmware per model and target, run it, and print an MLPerf-Tiny-style table
+    (--json: the rows as JSON lines on stdout as they finish, everything else on stderr)."""
+    from harness.cli.common import print_json_lines
+
     out = _results_out(args.out)
-    rows, options = run_bench(args, out, Path(args.csv) if args.csv else None)
-    console.print(bench_table(rows))
+    show = err_console if args.json else console
+    rows, options = run_bench(args, out, Path(args.csv) if args.csv else None,
+                              on_row=(lambda r: print_json_lines([asdict(r)])) if args.json else None)
+    show.print(bench_table(rows))
     if len({(r.engine, r.kernels) for r in rows}) > 1:
-        console.print(engines_table(rows))
-    print_accuracy_and_profiles(rows, options.accuracy, options.profile)
+        show.print(engines_table(rows))
+    print_accuracy_and_profiles(rows, options.accuracy, options.profile, show)
     notes = sorted({f"{r.target}: {r.proxy}" for r in rows if r.proxy})
     for n in notes:
-        console.print(f"[dim]{escape(n)}[/]")
+        show.print(f"[dim]{escape(n)}[/]")
     if args.runner != "qemu":
-        console.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
-                                                 "latency = cycles / clock (a timer's time on cores without one)"
-                                                 if args.runner == "board" else
-                                                 "instructions = Renode's ExecutedInstructions per inference") + "[/]")
-    console.print("[dim]instructions: QEMU -icount shift=0 retired instructions per inference; est. cycles: "
-                  "the timing model (tinyhil-cycles: the core's timing table and the target's flash wait "
-                  "states and caches, run on the same instructions; docs/cycle-model.md); est. latency = "
-                  "est. cycles / clock; energy = est. latency x datasheet active power. Sources: the target "
-                  "descriptors.[/]")
-    console.print(f"rows appended to {escape(str(out))}" + (f" and {escape(args.csv)}" if args.csv else ""))
+        show.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
+                                              "latency = cycles / clock (a timer's time on cores without one)"
+                                              if args.runner == "board" else
+                                              "instructions = Renode's ExecutedInstructions per inference") + "[/]")
+    show.print(f"[dim]{escape(BENCH_TABLE_NOTE)}[/]")
+    show.print(f"rows appended to {escape(str(out))}" + (f" and {escape(args.csv)}" if args.csv else ""))
     failed = [r for r in rows if r.status != "ok"]
     for r in failed:
         what = "does not fit" if r.status == "does_not_fit" else "failed"
@@ -126,14 +133,31 @@ def accuracy_plans(args: argparse.Namespace, models: list[tuple[str, Path, Path 
     limit = getattr(args, "limit", None)
     if limit is not None and limit < 1:
         raise UserInputError(f"--limit {limit}: expected a number of inputs >= 1")
-    return {path: plan_accuracy(bench, load_model(path), ds, Path(dataset) if dataset else None, limit)
-            for bench, path, ds in models}
+    plans = {path: plan_accuracy(bench, load_model(path), ds, Path(dataset) if dataset else None, limit)
+             for bench, path, ds in models}
+    if all(p.unavailable for p in plans.values()):
+        names = ", ".join(b for b, _, _ in models)
+        raise UserInputError(f"--accuracy: no dataset for {names} (the inputs of ic01/vww01 are not published; "
+                             "a .tflite of your own has none): give one with --dataset DIR (EnergyRunner "
+                             "layout: *.bin inputs + y_labels.csv) and one --model")
+    return plans
 
 
-def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile: bool = False) -> None:
+def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile: bool = False,
+                                console: Console = console) -> None:
     """After the bench table: accuracy on target against the host, then each row's per-layer profile."""
     if plans:
         console.print(accuracy_table(rows))
+        scored = sorted({r.benchmark for r in rows if r.accuracy_metric and r.accuracy_samples})
+        missing = sorted({r.benchmark for r in rows if r.accuracy_metric and not r.accuracy_samples})
+        partial = sorted({f"{r.benchmark} {r.accuracy_samples:,}/{r.accuracy_dataset_samples:,}" for r in rows
+                          if r.accuracy_samples and r.accuracy_dataset_samples
+                          and r.accuracy_samples < r.accuracy_dataset_samples})
+        summary = f"accuracy: {len(scored)} of {len(scored) + len(missing)} models scored"
+        summary += f"; no dataset for {', '.join(missing)}" if missing else ""
+        summary += f"; partial (--limit): {', '.join(partial)} inputs" if partial else ""
+        console.print(("[yellow]" if missing or partial else "") + escape(summary) + ("[/]" if missing or partial
+                                                                                      else ""), highlight=False)
         for reason in dict.fromkeys(p.unavailable for p in plans.values() if p.unavailable):
             console.print(f"[yellow]note:[/] {escape(reason)}", soft_wrap=True, highlight=False)
     for r in rows:
@@ -161,17 +185,25 @@ def _accuracy_value(value: float | None, metric: str) -> str:
     return f"{100 * value:.2f}%" if metric == "top1" else f"{value:.4f}"
 
 
+def inputs_cell(row: Any) -> str:
+    """How many inputs the score is over, against how many the dataset holds: a partial
+    run (--limit) says so wherever its score is shown ("200/1,000 partial")."""
+    done, of = row.accuracy_samples or 0, row.accuracy_dataset_samples
+    if of is None or of == done:
+        return f"{done:,}"
+    return f"{done:,}/{of:,} partial"
+
+
 def accuracy_table(rows: list[Any]) -> Table:
-    table = Table(title="accuracy on target (firmware) against the host interpreter")
-    for c in ("benchmark", "target", "metric", "inputs", "firmware", "host", "outputs"):
-        table.add_column(c, justify="right" if c in ("inputs", "firmware", "host") else "left")
+    table = compact_table("accuracy on target (firmware) against the host interpreter",
+                          ["benchmark", "target", "metric", "inputs", "firmware#", "host#", "outputs"])
     for r in rows:
         if not r.accuracy_metric:
             continue
         match = r.predictions_match_reference
         outputs = ("[green]all equal[/]" if match else "[red]differ[/]" if match is False
-                   else "no dataset" if not r.accuracy_samples else "-")
-        table.add_row(r.benchmark, r.target, r.accuracy_metric, f"{r.accuracy_samples or 0:,}",
+                   else "[yellow]no dataset[/]" if not r.accuracy_samples else "-")
+        table.add_row(r.benchmark, r.target, r.accuracy_metric, inputs_cell(r),
                       _accuracy_value(r.accuracy, r.accuracy_metric),
                       _accuracy_value(r.accuracy_reference, r.accuracy_metric), outputs)
     return table
@@ -181,84 +213,84 @@ def layers_table(row: Any) -> Table:
     """One row's per-layer profile: op, output shape, MACs, count, MACs per count, share."""
     unit = "instructions" if row.instructions is not None else "cycles"
     total = sum(layer["count"] for layer in row.layers) or 1
-    table = Table(title=f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
-                        f"{row.profile_overhead} per layer)")
     est = all("est_cycles" in layer for layer in row.layers)
     est_total = sum(layer.get("est_cycles", 0) for layer in row.layers) or 1
-    cols = ["#", "op", "output shape", "MACs", unit, f"MACs/{unit[:-1]}"]
-    cols += ["est. cycles", "MACs/est. cycle", "% of est. cycles"] if est else ["% of total"]
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("op", "output shape") else "right")
+    short = "instr." if unit == "instructions" else "cycle"
+    cols = ["##", "op", "output\nshape", "MACs#", f"{unit}#"]
+    cols += ["est. cycles#", "MACs/ est. cycle#", "% of est.\ncycles#"] if est else [f"MACs/ {short}#", "% of\ntotal#"]
+    table = compact_table(f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
+                          f"{row.profile_overhead} per layer)", cols)
     for layer in row.layers:
         mpc = layer["macs_per_count"]
         cells = [str(layer["index"]), layer["op"], "x".join(str(d) for d in layer["output_shape"]),
-                 f"{layer['macs']:,}", f"{layer['count']:,}", f"{mpc:.3f}" if mpc is not None else "-"]
-        if est:
+                 f"{layer['macs']:,}", f"{layer['count']:,}"]
+        if est:  # MACs per instruction is in --json; per est. cycle is the figure that means speed
             mpe = layer.get("macs_per_est_cycle")
             cells += [f"{layer['est_cycles']:,}", f"{mpe:.3f}" if mpe is not None else "-",
                       f"{100 * layer['est_cycles'] / est_total:.1f}"]
         else:
-            cells.append(f"{100 * layer['count'] / total:.1f}")
+            cells += [f"{mpc:.3f}" if mpc is not None else "-", f"{100 * layer['count'] / total:.1f}"]
         table.add_row(*cells)
-    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}", "",
-                  *((f"{est_total:,}", "", "100.0") if est else ("100.0",)), style="bold")
+    table.add_row("", "sum", "", f"{sum(layer['macs'] for layer in row.layers):,}", f"{total:,}",
+                  *((f"{est_total:,}", "", "100.0") if est else ("", "100.0")), style="bold")
     return table
 
 
 def bench_table(rows: list[Any]) -> Table:
+    """The bench's rows in 100 columns: one number per column, never cut (the splits of
+    flash and RAM, the timing model's breakdown and the rest are in --json, the CSV and
+    the HTML report)."""
     from harness.engines.compare import engine_label
 
     labels = list(dict.fromkeys(engine_label(r) for r in rows)) or ["builtin"]
     by_engine = labels != ["builtin"]  # an engine column unless every row is builtin's
-    table = Table(title=f"tinyhil bench ({', '.join(labels)} engine{'s' if len(labels) > 1 else ''})")
-    cols = ("benchmark", "target", *(("engine",) if by_engine else ()), "instructions", "est. cycles",
-            "est. latency ms", "flash KiB (code+weights+other)",
-            "RAM KiB (static+stack)", "energy uJ", "output", "status")
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine", "status") else "right")
+    table = compact_table(f"tinyhil bench ({', '.join(labels)} engine{'s' if len(labels) > 1 else ''})",
+                          ["benchmark (engine)" if by_engine else "benchmark", "target", "instructions#",
+                           "est.\ncycles#", "est.\nms#", "flash\nKiB#", "RAM\nKiB#", "energy\nuJ#", "status!"])
     for r in rows:
         ok = r.status == "ok"
-        flash = (f"{r.flash_bytes / 1024:.1f} ({r.flash_code_bytes / 1024:.1f}+"
-                 f"{r.flash_weights_bytes / 1024:.1f}+{r.flash_other_bytes / 1024:.1f})"
-                 if r.flash_bytes is not None else "-")
-        ram = (f"{r.ram_bytes / 1024:.1f} ({r.ram_static_bytes / 1024:.1f}+{r.ram_stack_bytes / 1024:.1f})"
-               if ok else f"{r.ram_static_bytes / 1024:.1f} (static)" if r.ram_static_bytes is not None else "-")
+        ram = (f"{r.ram_bytes / 1024:.1f}" if ok and r.ram_bytes is not None
+               else f"{r.ram_static_bytes / 1024:.1f}+" if r.ram_static_bytes is not None else "-")
         table.add_row(
-            r.benchmark, r.target, *((engine_label(r),) if by_engine else ()),
+            f"{r.benchmark} ({engine_label(r)})" if by_engine else r.benchmark, r.target,
             # A board's row has cycles (DWT) or only a timer latency, never instructions.
             f"{r.instructions:,}" if ok and r.instructions is not None
             else f"{r.cycles:,} cycles" if ok and r.cycles is not None else "-",
             f"{r.est_cycles:,}" if ok and r.est_cycles is not None else "-",
             f"{r.latency_ms:.2f}" if ok and r.latency_ms is not None else "-",
-            flash, ram,
+            f"{r.flash_bytes / 1024:.1f}" if r.flash_bytes is not None else "-", ram,
             f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-",
-            "[green]= reference[/]" if r.output_matches_reference else "[red]differs[/]" if ok else "-",
             "[green]ok[/]" if ok else f"[red]{r.status.replace('_', ' ')}[/]",
         )
     return table
+
+
+BENCH_TABLE_NOTE = (
+    "instructions: QEMU -icount shift=0 retired instructions per inference (not cycles). est. cycles: the "
+    "timing model (tinyhil-cycles: the core's timing table and the target's flash wait states and caches, "
+    "on the same instructions; docs/cycle-model.md). est. ms = est. cycles / clock; energy = est. latency "
+    "x the datasheet's active power. flash = code + weights + other; RAM = static + measured stack (+: "
+    "static only). status ok: the output equals the tflite-micro interpreter's, byte for byte. Every "
+    "split and source: --json, --csv, tinyhil report --html.")
 
 
 def engines_table(rows: list[Any]) -> Table:
     """The engines side by side per model and target, with ratios to builtin."""
     from harness.engines.compare import compare_engines
 
-    table = Table(title="engines side by side (ratio = engine / builtin)")
-    for c in ("benchmark", "target", "engine", "instructions", "x", "arena B", "x", "flash KiB", "x",
-              "RAM KiB", "x", "output"):
-        table.add_column(c, justify="left" if c in ("benchmark", "target", "engine") else "right")
+    table = compact_table("engines side by side (x = engine / builtin)",
+                          ["benchmark", "target", "engine", "instructions#", "arena B#", "flash KiB#",
+                           "RAM KiB#", "output"])
 
-    def num(v: int | None, scale: float = 1.0, fmt: str = ",.0f") -> str:
-        return "-" if v is None else format(v / scale, fmt)
-
-    def ratio(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2f}"
+    def num(v: int | None, ratio: float | None, scale: float = 1.0, fmt: str = ",.0f") -> str:
+        return "-" if v is None else format(v / scale, fmt) + ("" if ratio is None else f" x{ratio:.2f}")
 
     for e in compare_engines(rows):
         out = ("-" if e.output_matches_reference is None
-               else "[green]= reference[/]" if e.output_matches_reference else "[red]differs[/]")
-        table.add_row(e.benchmark, e.target, e.engine, num(e.instructions), ratio(e.instructions_ratio),
-                      num(e.arena_bytes), ratio(e.arena_ratio), num(e.flash_bytes, 1024, ".1f"),
-                      ratio(e.flash_ratio), num(e.ram_bytes, 1024, ".1f"), ratio(e.ram_ratio), out)
+               else "[green]= ref[/]" if e.output_matches_reference else "[red]differs[/]")
+        table.add_row(e.benchmark, e.target, e.engine, num(e.instructions, e.instructions_ratio),
+                      num(e.arena_bytes, e.arena_ratio), num(e.flash_bytes, e.flash_ratio, 1024, ".1f"),
+                      num(e.ram_bytes, e.ram_ratio, 1024, ".1f"), out)
     return table
 
 
@@ -303,4 +335,6 @@ def register(sub: Any) -> None:
     _bench_run_options(bench)
     bench.add_argument("--out", help="JSON lines file for the result rows (default results/bench-<time>.jsonl)")
     bench.add_argument("--csv", help="also write the rows as CSV")
+    bench.add_argument("--json", action="store_true",
+                       help="the rows as JSON lines on stdout as they finish (tables and notes on stderr)")
     bench.set_defaults(func=cmd_bench)

@@ -11,10 +11,14 @@ from rich.console import Console
 
 from harness.errors import UserInputError
 
+# Piped or captured (CI, nohup, a log): tables are made to fit 100 columns, so a log
+# gets them whole instead of squeezed into rich's default 80.
 console = Console()
-if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-    console = Console(width=160)
+if not console.is_terminal:
+    console = Console(width=100)
 err_console = Console(stderr=True)
+if not err_console.is_terminal:
+    err_console = Console(stderr=True, width=100)
 
 
 def _results_out(arg: str | None) -> Path:

@@ -12,6 +12,7 @@ from rich.table import Table
 from harness.cli.common import console, err_console
 from harness.errors import UserInputError
 from harness.cli.bench import _bench_run_options, bench_table, run_bench
+from harness.cli.tables import compact_table
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
@@ -65,9 +66,8 @@ def regress_table(result: Any) -> Table:
     """One line per key: each metric's value, or baseline -> this run when it moved; row notes last."""
     from harness.regress import METRICS
 
-    table = Table(title="tinyhil regress: this run against the baseline")
-    for c in ("benchmark", "target", "engine", "recipe", *METRICS, "verdict"):
-        table.add_column(c, justify="right" if c in METRICS else "left")
+    table = compact_table("tinyhil regress: this run against the baseline",
+                          ["benchmark", "target", "engine", "recipe", *(f"{m}#" for m in METRICS), "verdict"])
     style = {"regression": "red", "improvement": "green", "within tolerance": "yellow", "new": "cyan",
              "unchanged": ""}
     by_key: dict[Any, list[Any]] = {}

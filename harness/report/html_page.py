@@ -1,9 +1,10 @@
 """The HTML report: one self-contained page (inline CSS and SVG; no script, no external file).
 
-Sections: the results table; latency per model and target; flash and RAM as
-stacked bars; accuracy against latency; the per-layer profile of rows that
-carry one; the trend of each key's instruction (or cycle) count over the
-history; what the numbers are.
+Sections: the results table; latency per model and target; flash and RAM
+against the target's capacity; accuracy against latency (each point with its
+input count); the per-layer profile of rows that carry one; the trend of each
+key's instruction (or cycle) count over the history; what the numbers are.
+Charts are responsive (see svg.py) in a CSS grid, and each draws its own legend.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import console, err_console
+from harness.cli.common import console
 from harness.errors import UserInputError
 
 
@@ -102,7 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit the timing model's per-class costs to a board's cycle counter; store them."""
     import tempfile
 
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from harness.cli.progress import progress_display
 
     from harness.bench import resolve_models, shared_dir
     from harness.cycles.calibrate import CalibrationRow, microbenchmark_models, run_calibration
@@ -117,8 +117,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         benchmarks = microbenchmark_models(Path(tmp))
         if args.model or shared_dir() is not None:
             benchmarks += [(b, p) for b, p, _ in resolve_models(args.model or [])]
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err_console, transient=True) as progress:
+        with progress_display("spinner") as progress:
             task = progress.add_task("calibrate", total=None)
             result = run_calibration(target, runner, benchmarks, args.timeout,
                                      progress=lambda m: progress.update(task, description=m),

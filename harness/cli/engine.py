@@ -17,15 +17,14 @@ if TYPE_CHECKING:
 
 def cmd_engine_check(args: argparse.Namespace) -> int:
     """Compile the builtin engine's C for the host and compare with TFLM byte for byte."""
-    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+    from harness.cli.progress import progress_display
 
     from harness.datasets import load_dataset, random_samples
     from harness.engines.builtin.check import check_model
     from harness.model import load_model
 
     results: list[CheckResult] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
+    with progress_display("spinner") as progress:
         for path in args.models:
             model = load_model(path)
             if args.inputs:
@@ -34,7 +33,7 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
                 samples = random_samples(model, args.count, args.seed)
             task = progress.add_task(f"{model.name}: starting")
 
-            def note(msg: str, task: TaskID = task, name: str = model.name) -> None:
+            def note(msg: str, task: Any = task, name: str = model.name) -> None:
                 progress.update(task, description=f"{name}: {msg}")
 
             workdir = Path(args.keep) / model.name if args.keep else None

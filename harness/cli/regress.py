@@ -88,7 +88,8 @@ def regress_table(result: Any) -> Table:
             else:
                 pct = f" ({c.delta_pct:+.3g}%)" if c.delta_pct is not None else ""
                 cells[c.what] = f"[{style[c.verdict]}]{_num(c.baseline)} -> {_num(c.current)}{pct}[/]"
-                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {c.what}" + (f" ({escape(c.note)})" if c.note else ""))
+                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {c.what}"
+                             + (f" ({escape(c.note)})" if c.note else ""))
         table.add_row(*key, *cells.values(), "; ".join(notes) or "unchanged")
     return table
 

@@ -9,21 +9,20 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import console, err_console
+from harness.cli.common import console
 from harness.errors import UserInputError
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
     """N benches at once for M rounds under CPU hogs; exit 1 on any failed or differing bench."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from harness.cli.progress import progress_display
 
     from harness.stress import StressCase, run_stress
 
     if args.jobs < 1 or args.rounds < 1 or args.hogs < 0:
         raise UserInputError("--jobs and --rounds must be at least 1, --hogs at least 0")
     cases = [StressCase(m, t) for t in (args.target or ["cortex-m4"]) for m in (args.model or ["kws"])]
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console) as progress:
+    with progress_display("bar", transient=False) as progress:
         task = progress.add_task("stress", total=args.jobs * args.rounds)
         report = run_stress(cases, args.jobs, args.rounds, args.hogs, args.accuracy, args.timeout,
                             progress=lambda msg: progress.update(task, description=msg),

@@ -1,4 +1,5 @@
-"""Sessions a user runs: `nox -s tests`, `nox -s lint`, `nox -s bench -- --target T`, `nox -s accuracy`, `nox -s perf`, `nox -s regress`, `nox -s report`."""
+"""Sessions a user runs: `nox -s tests`, `nox -s lint`, `nox -s bench -- --target T`, `nox -s accuracy`,
+`nox -s perf`, `nox -s regress`, `nox -s report`, `nox -s compare`."""
 
 import nox
 

@@ -13,7 +13,6 @@ installed, or reported with the command that installs them.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 from harness.build import (ARCH_DIR, TOOLCHAINS, System, _is_debian_like, find_target_toolchain,

@@ -201,7 +201,12 @@ def compare(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]
             if cv is None:
                 changes.append(Change(key, name, "regression", bv, None, note="not measured in this run"))
                 continue
-            if name == "accuracy":
+            if name == "accuracy" and b.get("accuracy_samples") != c.get("accuracy_samples"):
+                # A --limit run is not the full run it would be compared with, nor the reverse.
+                changes.append(Change(key, name, "regression", bv, cv, note=(
+                    f"over {c.get('accuracy_samples')} inputs, the baseline's over {b.get('accuracy_samples')}: "
+                    "not comparable; rerun with the baseline's inputs (or update the baseline)")))
+            elif name == "accuracy":
                 changes.append(_judge_accuracy(key, b, c, bv, cv, tol[name]))
             else:
                 changes.append(Change(key, name, _judge(metric, bv, cv, tol[name]), bv, cv))

@@ -6,8 +6,8 @@ bench`` processes at the same instant, with ``hogs`` busy-loop processes keeping
 every core loaded. A bench fails the stress when its process fails, its row is
 not ok, or its instruction count, est. cycles or firmware build differs from the idle run's
 (counts under ``-icount shift=0``, and the timing model's est. cycles computed from
-them, do not depend on load, so any difference is a crossed wire or a lost byte). It is a benchmark command that prints numbers,
-not a timed test.
+them, do not depend on load, so any difference is a crossed wire or a lost byte). It is a
+benchmark command that prints numbers, not a timed test.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from typing import Callable, Iterator
 import pytest
 import serial
 
-from harness import hosting as hosting_mod
 from harness.bench import fixed_input, input_bytes
 from harness.build import System, build_firmware, variant_target
 from harness.dut import Dut
@@ -570,8 +569,8 @@ def test_board_build_boots_on_qemu_and_says_its_counter(kws: GeneratedModel, fw_
 
 
 @pytest.mark.parametrize("target_name,variant", [("stm32f746", "chip"), ("stm32f746", "board"),
-                                                 ("stm32f405", "board"), ("nucleo-l4r5zi", "board"), ("esp32c3", "chip"),
-                                                 ("esp32c3", "board")])
+                                                 ("stm32f405", "board"), ("nucleo-l4r5zi", "board"),
+                                                 ("esp32c3", "chip"), ("esp32c3", "board")])
 def test_chip_builds_link_warning_free(target_name: str, variant: str, kws: GeneratedModel, fw_cache: Path,
                                        arm_tools: tuple[str, str], riscv_tools: tuple[str, str]) -> None:
     """Firmware for real chips (not runnable here) compiles and links warning-free at the chip's addresses."""

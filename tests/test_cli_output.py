@@ -66,7 +66,7 @@ def test_engines_accuracy_and_layers_tables_fit_100_columns() -> None:
         assert "…" not in text, text
     text = render(engines_table([builtin, tflm]))
     assert "16,485,600" in text and "x3.33" in text
-    assert "200/1,000 partial" in render(accuracy_table([acc]))
+    assert "91.5 % (200/1000)" in render(accuracy_table([acc]))
     text = render(layers_table(row(KWS_M4, layers=[layer], profile_overhead=40)))
     assert {"1,440,000", "1,234,567", "2,345,678", "DEPTHWISE_CONV_2D"} <= numbers(text) | {"DEPTHWISE_CONV_2D"}
 

@@ -332,7 +332,8 @@ def arm_expected(table: CoreTable) -> dict[str, int]:
             ("sub", False, 0, 2), ("b", False, 0, 2)]
     ldr = (straight(table, [("mov", False), *loop]) + 3 * straight(table, loop) + 3 * bp
            + straight(table, [("bx", False)]) + brp)
-    branch = straight(table, [("mov", False), ("b", False)]) + bp + straight(table, [("mov", False), ("bx", False)]) + brp
+    branch = (straight(table, [("mov", False), ("b", False)]) + bp
+              + straight(table, [("mov", False), ("bx", False)]) + brp)
     # seq_ldm returns to the 32-bit BL of seq_alu at an address 2 mod 4 (reset's layout)
     ldm = (straight(table, [("ldm", False, 4, 4), ("stm", False, 4, 4), ("bx", False)]) + brp
            + int(p.get("unaligned_target_penalty", 0)))

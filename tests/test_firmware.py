@@ -22,7 +22,7 @@ from harness.build import (STACK_BYTES, FirmwareImage, System, Toolchain, build_
                            find_qemu, find_toolchain, linker_script)
 from harness.datasets import load_dataset
 from harness.engines.builtin import GeneratedModel, generate
-from harness.errors import BuildError, DoesNotFitError, ToolMissingError
+from harness.errors import DoesNotFitError, ToolMissingError
 from harness.model import load_model
 from harness.reference import Reference
 from harness.targets import MemoryRegion, TargetDescriptor, find_target, load_target
@@ -106,7 +106,8 @@ def test_missing_qemu_as_root_on_debian_installs() -> None:
 def test_no_install_when_not_allowed(case: str) -> None:
     fake = FakeSystem(os_release=FEDORA if case == "not-debian" else DEBIAN,
                       have=() if case == "no-apt-get" else ("apt-get",))
-    with pytest.raises(ToolMissingError, match="^qemu-system-arm not found: install it with `sudo apt-get install qemu-system-arm`$"):
+    with pytest.raises(ToolMissingError,
+                       match="^qemu-system-arm not found: install it with `sudo apt-get install qemu-system-arm`$"):
         find_qemu(install=case != "install-disabled", system=fake.system())
     assert fake.ran == []
 

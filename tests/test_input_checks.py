@@ -14,7 +14,7 @@ import struct
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import flatbuffers
 import numpy as np

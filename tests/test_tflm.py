@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from harness.bench import fixed_input, input_bytes
-from harness.build import build_firmware, find_toolchain
+from harness.build import build_firmware
 from harness.cli import main
 from harness.engines.builtin import generate as builtin_generate
 from harness.engines.compare import compare_engines
 from harness.engines.dispatch import EngineSpec, parse_engines
-from harness.engines.tflm.codegen import check_ops, resolver_method, resolver_methods
+from harness.engines.tflm.codegen import check_ops, resolver_method
 from harness.engines.tflm.firmware import TflmBuild, build_tflm_firmware, explain
 from harness.engines.tflm.trees import (PINNED, PinnedTree, TflmTrees, TflmTreesMissing, fetch_tree,
                                         fetch_trees, find_trees, locate)

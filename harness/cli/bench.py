@@ -179,33 +179,22 @@ def print_accuracy_and_profiles(rows: list[Any], plans: dict[Path, Any], profile
                       f"--profile times the kernel calls of {', '.join(able)}", highlight=False)
 
 
-def _accuracy_value(value: float | None, metric: str) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if metric == "top1" else f"{value:.4f}"
-
-
-def inputs_cell(row: Any) -> str:
-    """How many inputs the score is over, against how many the dataset holds: a partial
-    run (--limit) says so wherever its score is shown ("200/1,000 partial")."""
-    done, of = row.accuracy_samples or 0, row.accuracy_dataset_samples
-    if of is None or of == done:
-        return f"{done:,}"
-    return f"{done:,}/{of:,} partial"
-
-
 def accuracy_table(rows: list[Any]) -> Table:
-    table = compact_table("accuracy on target (firmware) against the host interpreter",
-                          ["benchmark", "target", "metric", "inputs", "firmware#", "host#", "outputs"])
+    """Each accuracy with the inputs it is over ("91.5 % (200/1000)": a --limit run says so)."""
+    from harness.report.cells import accuracy_inputs, accuracy_value_text
+
+    table = compact_table("accuracy on target (firmware) against the host interpreter (same inputs)",
+                          ["benchmark", "target", "metric", "firmware (inputs)#", "host#", "outputs"])
     for r in rows:
         if not r.accuracy_metric:
             continue
         match = r.predictions_match_reference
         outputs = ("[green]all equal[/]" if match else "[red]differ[/]" if match is False
                    else "[yellow]no dataset[/]" if not r.accuracy_samples else "-")
-        table.add_row(r.benchmark, r.target, r.accuracy_metric, inputs_cell(r),
-                      _accuracy_value(r.accuracy, r.accuracy_metric),
-                      _accuracy_value(r.accuracy_reference, r.accuracy_metric), outputs)
+        inputs = accuracy_inputs(asdict(r))
+        table.add_row(r.benchmark, r.target, r.accuracy_metric,
+                      accuracy_value_text(r.accuracy, r.accuracy_metric) + (f" ({inputs})" if inputs else ""),
+                      accuracy_value_text(r.accuracy_reference, r.accuracy_metric), outputs)
     return table
 
 

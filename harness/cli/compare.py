@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from harness.cli.common import _results_out, console, err_console
 from harness.errors import UserInputError
-from harness.cli.bench import _accuracy_value
+from harness.cli.tables import compact_table
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -76,39 +77,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table:
-    """One row per recipe: accuracy, instructions, latency, flash, RAM, energy, deltas against int8."""
+    """One row per recipe: accuracy, instructions, latency, flash, RAM, energy, each with its
+    change against int8 under it (100 columns; every split is in the rows' JSON/CSV)."""
     from harness.recipes.compare import BASELINE_RECIPE, delta
+    from harness.report.cells import accuracy_inputs, accuracy_value_text
 
     base = next((r for r in rows if r.recipe == BASELINE_RECIPE), None)
     first = rows[0] if rows else None
-    table = Table(title=(f"recipes: {first.benchmark} on {first.target} (builtin engine; .tflite wts = the "
-                         "model file's constant KiB, LUT-packed for -lut)") if first else "recipes")
-    metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "") or "accuracy"
-    for c in ("recipe", metric, "Δ", "host", "instructions", "Δ", "est. ms", "flash KiB", "code+wts", "Δ",
-              ".tflite wts", "RAM KiB", "Δ", "energy uJ", "Δ", "status"):
-        table.add_column(c, justify="left" if c in ("recipe", "status") else "right", no_wrap=True)
+    table = compact_table((f"recipes: {first.benchmark} on {first.target} (builtin engine; change against "
+                           f"{BASELINE_RECIPE} under each figure; .tflite wts = the model file's constant KiB, "
+                           "LUT-packed for -lut)") if first else "recipes",
+                          ["recipe", "accuracy (inputs)#", "host#", "instructions#", "est.\nms#", "flash\nKiB#",
+                           ".tflite\nwts KiB#", "RAM\nKiB#", "energy\nuJ#", "status!"])
 
     def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:+.1f}%"
+        return "" if v is None else f"\n{100 * v:+.1f}%"
 
     for r in rows:
         ok = r.status == "ok"
         d = delta(r, base)
-        acc = _accuracy_value(r.accuracy, r.accuracy_metric) if ok else "-"
-        points = f"{d.accuracy_points:+.2f}" if ok and d.accuracy_points is not None and r is not base else "-"
+        inputs = accuracy_inputs(asdict(r))
+        acc = (accuracy_value_text(r.accuracy, r.accuracy_metric) + (f" ({inputs})" if inputs else "")
+               if ok else "-")
+        if ok and d.accuracy_points is not None and r is not base:
+            acc += f"\n{d.accuracy_points:+.2f} points"
         same = {True: " =", False: " ≠"}.get(r.predictions_match_reference, "") if ok else ""
         fw = file_weights.get(r.recipe)
         table.add_row(
-            r.recipe, acc, points, _accuracy_value(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
-            f"{r.instructions:,}" if ok and r.instructions is not None else "-", pct(d.instructions),
-            f"{r.latency_ms:.2f}" if ok else "-",
-            f"{r.flash_bytes / 1024:.1f}" if r.flash_bytes is not None else "-",
-            f"{r.flash_code_bytes / 1024:.1f}+{r.flash_weights_bytes / 1024:.1f}"
-            if r.flash_bytes is not None else "-", pct(d.flash),
+            r.recipe, acc, accuracy_value_text(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
+            (f"{r.instructions:,}" + pct(d.instructions)) if ok and r.instructions is not None else "-",
+            f"{r.latency_ms:.2f}" if ok and r.latency_ms is not None else "-",
+            (f"{r.flash_bytes / 1024:.1f}" + pct(d.flash)) if r.flash_bytes is not None else "-",
             f"{fw / 1024:.1f}" if fw is not None else "-",
-            f"{r.ram_bytes / 1024:.1f}" if ok and r.ram_bytes is not None else "-", pct(d.ram),
-            f"{r.energy_uj:,.0f}" if ok and r.energy_uj is not None else "-", pct(d.energy),
-            "[green]ok[/]" if ok else "[red]failed[/]")
+            (f"{r.ram_bytes / 1024:.1f}" + pct(d.ram)) if ok and r.ram_bytes is not None else "-",
+            (f"{r.energy_uj:,.0f}" + pct(d.energy)) if ok and r.energy_uj is not None else "-",
+            "[green]ok[/]" if ok else f"[red]{r.status.replace('_', ' ')}[/]")
     return table
 
 

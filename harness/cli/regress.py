@@ -46,14 +46,17 @@ def cmd_regress(args: argparse.Namespace) -> int:
         console.print(bench_table(rows))
         current = load_row_files([out])
     result = compare(in_scope(baseline, targets, benchmarks), in_scope(current, targets, benchmarks), tolerances)
-    console.print(regress_table(result))
+    table, findings = regress_table(result)
+    console.print(table)
+    for finding in findings:
+        console.print(finding, soft_wrap=True, highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, highlight=False)
     tol = ", ".join(f"{k} {v:g}{'%' if k != 'accuracy' else ' points'}" for k, v in result.tolerances.items())
     console.print(f"{result.keys_compared} keys compared with {escape(args.baseline)} (tolerances: {tol}): "
                   f"{result.count('regression')} regressions, {result.count('improvement')} improvements, "
                   f"{result.count('within tolerance')} within tolerance, {result.count('new')} new, "
-                  f"{result.count('unchanged')} unchanged", highlight=False)
+                  f"{result.count('unchanged')} unchanged", highlight=False, soft_wrap=True)
     if result.ok:
         console.print("[green]no regressions[/]")
         return 0
@@ -62,36 +65,46 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 1
 
 
-def regress_table(result: Any) -> Table:
-    """One line per key: each metric's value, or baseline -> this run when it moved; row notes last."""
+def regress_table(result: Any) -> tuple[Table, list[str]]:
+    """One line per key: each metric's value, or baseline -> this run when it moved, and
+    the key's verdict; and one finding line per change or row note (printed under the
+    table, unwrapped, so a log can be grepped for them)."""
     from harness.regress import METRICS
 
     table = compact_table("tinyhil regress: this run against the baseline",
-                          ["benchmark", "target", "engine", "recipe", *(f"{m}#" for m in METRICS), "verdict"])
+                          ["benchmark on target (engine, recipe)", *(f"{m}#" for m in METRICS), "verdict!"])
     style = {"regression": "red", "improvement": "green", "within tolerance": "yellow", "new": "cyan",
              "unchanged": ""}
     by_key: dict[Any, list[Any]] = {}
     for c in result.changes:
         by_key.setdefault(c.key, []).append(c)
+    findings: list[str] = []
     for key, changes in by_key.items():
+        benchmark, target, engine, recipe = key
+        name = escape(f"{benchmark} on {target} ({engine}" + (f", {recipe})" if recipe != "none" else ")"))
         cells = {m: "" for m in METRICS}
-        notes = []
+        verdicts = []
         for c in changes:
+            tag = f"[{style[c.verdict]}]{c.verdict}[/]" if style[c.verdict] else c.verdict
+            if c.verdict != "unchanged":
+                verdicts.append(c.verdict)
             if c.what not in METRICS:
-                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {escape(c.note)}")
+                findings.append(f"{name}: {tag}: {escape(c.note)}")
                 continue
             if c.verdict == "unchanged":
                 cells[c.what] = _num(c.current)
             elif c.current is None:
                 cells[c.what] = f"[red]{_num(c.baseline)} -> none[/]"
-                notes.append(f"[red]regression[/]: {c.what} {escape(c.note)}")
+                findings.append(f"{name}: [red]regression[/]: {c.what} {escape(c.note)}")
             else:
                 pct = f" ({c.delta_pct:+.3g}%)" if c.delta_pct is not None else ""
                 cells[c.what] = f"[{style[c.verdict]}]{_num(c.baseline)} -> {_num(c.current)}{pct}[/]"
-                notes.append(f"[{style[c.verdict]}]{c.verdict}[/]: {c.what}"
-                             + (f" ({escape(c.note)})" if c.note else ""))
-        table.add_row(*key, *cells.values(), "; ".join(notes) or "unchanged")
-    return table
+                findings.append(f"{name}: {tag}: {c.what} {_num(c.baseline)} -> {_num(c.current)}{pct}"
+                                + (f" ({escape(c.note)})" if c.note else ""))
+        worst = next((v for v in ("regression", "within tolerance", "improvement", "new") if v in verdicts),
+                     "unchanged")
+        table.add_row(name, *cells.values(), f"[{style[worst]}]{worst}[/]" if style[worst] else worst)
+    return table, findings
 
 
 def _num(v: float | None) -> str:

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
 from harness.cli.common import console
@@ -18,8 +17,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.results] or default_inputs()
     report = load_report(paths)
-    # Up to seventeen columns: wider than the bench's 160 when piped, so no cell wraps.
-    terminal.render(report, console if console.is_terminal else Console(width=200))
+    terminal.render(report, console)
     for path, module in ((args.csv, mlperf_csv), (args.md, markdown), (args.html, html_page)):
         if path:
             console.print(f"wrote {escape(str(module.write(report, Path(path))))}")

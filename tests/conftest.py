@@ -12,7 +12,18 @@ from harness.engines.builtin.check import CheckResult, check_model
 from harness.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TINYHIL_SHARED", REPO.parent / "shared"))
+def _shared() -> Path:
+    """TINYHIL_SHARED, else ../shared, else what `tinyhil models fetch` fetched (same layout)."""
+    if os.environ.get("TINYHIL_SHARED"):
+        return Path(os.environ["TINYHIL_SHARED"])
+    if (REPO.parent / "shared" / "models").is_dir():
+        return REPO.parent / "shared"
+    from harness.models import cache_root
+
+    return cache_root()
+
+
+SHARED = _shared()
 MODELS = SHARED / "models" / "mlperf_tiny"
 DATASETS = SHARED / "datasets"
 

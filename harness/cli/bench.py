@@ -205,7 +205,7 @@ def layers_table(row: Any) -> Table:
     est = all("est_cycles" in layer for layer in row.layers)
     est_total = sum(layer.get("est_cycles", 0) for layer in row.layers) or 1
     short = "instr." if unit == "instructions" else "cycle"
-    cols = ["##", "op", "output\nshape", "MACs#", f"{unit}#"]
+    cols = ["##", "op!", "output\nshape", "MACs#", f"{unit}#"]
     cols += ["est. cycles#", "MACs/ est. cycle#", "% of est.\ncycles#"] if est else [f"MACs/ {short}#", "% of\ntotal#"]
     table = compact_table(f"{row.benchmark} on {row.target}: per layer ({unit}; timer overhead "
                           f"{row.profile_overhead} per layer)", cols)
@@ -312,7 +312,7 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
                         "against the host interpreter")
     p.add_argument("--dataset", metavar="DIR",
                    help="--accuracy: EnergyRunner dataset directory (*.bin + y_labels.csv) for the one "
-                        "--model (default: the benchmark's own under ../shared/datasets)")
+                        "--model (default: the benchmark's own, found like the models: `tinyhil models list`)")
     p.add_argument("--limit", type=int, metavar="N", help="--accuracy: use the first N dataset inputs")
     p.add_argument("--profile", action="store_true",
                    help="also profile each layer (builtin engine; a separate profiling build)")

@@ -6,9 +6,9 @@ import argparse
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.common import console, print_json_lines
+from harness.cli.tables import compact_table
 
 if TYPE_CHECKING:
     from harness.hosting import Hosting
@@ -23,9 +23,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
     if args.json:  # stdout carries the JSON lines only, no table
         print_json_lines(target_record(t, hosting(t, args.port)) for t in available_targets())
         return 0
-    table = Table(title="targets")
-    for c in ("name", "core", "clock MHz", "flash KiB", "RAM KiB", "runs here", "not here, because", "notes"):
-        table.add_column(c)
+    table = compact_table("targets (--json: every field)", ["name!", "core!", "MHz#", "flash\nKiB#", "RAM\nKiB#",
+                                                            "runs here", "not here, because", "notes"])
     for t in available_targets():
         hosts = hosting(t, args.port)
         here = "\n".join(h.runner + (f" ({t.qemu.machine})" if h.runner == "qemu" and t.qemu else "")

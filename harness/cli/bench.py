@@ -75,8 +75,7 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
             elif e.kind == "row":
                 if e.index in inputs:
                     progress.remove_task(inputs.pop(e.index))
-                progress.update(overall, description=f"{escape(label)}: done")
-                progress.advance(overall)
+                progress.update(overall, description=f"{escape(label)}: done", advance=1)
 
         for row in run_suite(cases, runner, options, show):
             sink.append(row)

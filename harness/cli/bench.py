@@ -182,7 +182,7 @@ def accuracy_table(rows: list[Any]) -> Table:
     """Each accuracy with the inputs it is over ("91.5 % (200/1000)": a --limit run says so)."""
     from harness.report.cells import accuracy_inputs, accuracy_value_text
 
-    table = compact_table("accuracy on target (firmware) against the host interpreter (same inputs)",
+    table = compact_table("accuracy: firmware on target vs the host interpreter (same inputs)",
                           ["benchmark", "target", "metric", "firmware (inputs)#", "host#", "outputs"])
     for r in rows:
         if not r.accuracy_metric:
@@ -190,7 +190,7 @@ def accuracy_table(rows: list[Any]) -> Table:
         match = r.predictions_match_reference
         outputs = ("[green]all equal[/]" if match else "[red]differ[/]" if match is False
                    else "[yellow]no dataset[/]" if not r.accuracy_samples else "-")
-        inputs = accuracy_inputs(asdict(r))
+        inputs = accuracy_inputs(asdict(r)) if r.accuracy_samples else ""
         table.add_row(r.benchmark, r.target, r.accuracy_metric,
                       accuracy_value_text(r.accuracy, r.accuracy_metric) + (f" ({inputs})" if inputs else ""),
                       accuracy_value_text(r.accuracy_reference, r.accuracy_metric), outputs)

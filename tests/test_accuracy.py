@@ -311,7 +311,7 @@ def test_bench_accuracy_rows(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert 0.5 < kws["accuracy"] <= 1.0
     assert ad["status"] == "ok" and ad["accuracy_metric"] == "anomaly_score_mean" and ad["accuracy_samples"] == 12
     assert ad["predictions_match_reference"] is True and ad["accuracy"] == ad["accuracy_reference"] > 0
-    assert "accuracy on target" in stdout and "all equal" in stdout
+    assert "accuracy: firmware on target" in stdout and "all equal" in stdout
 
 
 @pytest.mark.qemu

@@ -384,9 +384,32 @@ def config_header(gen: FirmwareSources) -> str:
 #define TH_OUTPUT_BYTES {sum(io.nbytes for io in gen.outputs)}u
 /* Per output: element type, zero point, scale * 1000 in Q32 (see th_dut.h). */
 #define TH_OUTPUT_SPECS {{{specs}}}
-
+{mlperf_defines(gen)}
 #endif /* TH_CONFIG_H */
 """
+
+
+def mlperf_defines(gen: FirmwareSources) -> str:
+    """What makes the firmware the MLPerf Tiny DUT the official runner expects for the
+    four reference models (harness/mlperf.py): the benchmark id, and how the
+    EnergyRunner bytes become the input (uint8 - 128; float32 quantized, with the
+    scales the ad01 score needs)."""
+    from harness.mlperf import input_wire, mlperf_id
+
+    ident = mlperf_id(gen.model)
+    if ident is None:
+        return ""
+    lines = [f"/* MLPerf Tiny {ident} (harness/mlperf.py). */", f'#define TH_MLPERF_ID "{ident}"']
+    wire = input_wire(gen.model)
+    i, o = gen.inputs[0], gen.outputs[0]
+    if wire == "uint8":
+        lines.append("#define TH_INPUT_WIRE_UINT8 1")
+    elif wire == "float32" and len(gen.inputs) == 1 and i.dtype == "int8" and o.dtype == "int8" \
+            and i.nbytes == o.nbytes and i.scale and o.scale:
+        lines += ["#define TH_INPUT_WIRE_FLOAT32 1", f"#define TH_INPUT_ELEMENTS {i.nbytes}u",
+                  f"#define TH_INPUT_SCALE {float(i.scale)!r}f", f"#define TH_INPUT_ZERO_POINT {i.zero_point or 0}",
+                  f"#define TH_OUTPUT_SCALE {float(o.scale)!r}f", f"#define TH_OUTPUT_ZERO_POINT {o.zero_point or 0}"]
+    return "\n".join(lines) + "\n"
 
 
 def _template_files(directory: Path) -> list[Path]:

@@ -50,19 +50,21 @@ def _random_tensor(rng: np.random.Generator, t: Tensor) -> np.ndarray:
 
 
 def quantize_input(values: np.ndarray, t: Tensor) -> np.ndarray:
-    """Float features -> the model's int8 input: round to nearest, add zero point, clamp."""
+    """Float features -> the model's int8 input as the reference firmware quantizes them:
+    round half away from zero, add zero point, clamp (harness/mlperf.py)."""
     if t.quant is None:
         raise DatasetError(f"input '{t.name}' is {t.dtype} without quantization: cannot quantize float data")
-    q = np.round(values.astype(np.float32) / np.float32(t.quant.scale)) + t.quant.zero_point
-    out: np.ndarray = np.clip(q, -128, 127).astype(np.int8)
-    return out
+    from harness.mlperf import quantize_half_away
+
+    return quantize_half_away(values, t.quant.scale, t.quant.zero_point)
 
 
 def load_dataset(directory: str | Path, model: Model, limit: int | None = None) -> list[Sample]:
     """Read an EnergyRunner dataset directory (``*.bin`` + ``y_labels.csv``).
 
-    Each ``.bin`` is one input in the model's input type, or (AD) a float32
-    spectrogram cut into windows given by y_labels.csv's window/stride bytes.
+    Each ``.bin`` is one input in the model's input type (for the MLPerf ic01/vww01
+    models: uint8 RGB, taken as byte - 128 like the reference firmware), or (AD) a
+    float32 spectrogram cut into windows given by y_labels.csv's window/stride bytes.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -76,6 +78,9 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
     # A file without its own row is windowed like the dataset's other files.
     windowed = next((k for k, m in labels.items() if len(m) >= 4), None)
     default_window = labels[windowed][2:4] if windowed is not None else None
+    from harness.mlperf import from_uint8, input_wire
+
+    uint8 = input_wire(model) == "uint8"
     files = sorted(d.glob("*.bin"))
     if not files:
         raise DatasetError(f"{d}: no *.bin input files")
@@ -89,7 +94,9 @@ def load_dataset(directory: str | Path, model: Model, limit: int | None = None) 
             raise DatasetError(f"{where}: input {path.name} has label {label}, but the model has {classes} "
                                f"classes (labels 0..{classes - 1}): fix the label or use the matching model")
         if len(raw) == t.nbytes:
-            samples.append(Sample(path.name, (np.frombuffer(raw, dtype=t.numpy_dtype).reshape(t.shape),), label))
+            # ic01/vww01 files are uint8 RGB; the model takes byte - 128 (the reference firmware's).
+            values = from_uint8(raw) if uint8 else np.frombuffer(raw, dtype=t.numpy_dtype)
+            samples.append(Sample(path.name, (values.reshape(t.shape),), label))
         elif len(raw) % 4 == 0 and t.dtype == "int8" and (len(meta) >= 4 or default_window):
             fields = meta[2:4] if len(meta) >= 4 else default_window or []
             if len(meta) < 4 and windowed is not None:

@@ -20,13 +20,51 @@
 #endif
 #define TH_BUILD_LINE "m-th-build-[" TH_BUILD_ID "]"
 
-/* Inputs as loaded by "db": kept apart from the arena, which reuses the input
- * buffers for activations, and copied into the model before every inference. */
-uint8_t th_db_buf[TH_INPUT_BYTES > 0 ? TH_INPUT_BYTES : 1] __attribute__((aligned(8)));
-static uint32_t th_db_fill;
-static int th_db_loading;
+/* The MLPerf Tiny benchmark id (kws01, vww01, ic01, ad01) the official runner
+ * looks its test up by, for the four reference models; else the model's name. */
+#ifdef TH_MLPERF_ID
+#define TH_MODEL_ID TH_MLPERF_ID
+#else
+#define TH_MODEL_ID TH_MODEL_NAME
+#endif
 
-static const th_output_spec th_outputs[TH_MODEL_NUM_OUTPUTS] = TH_OUTPUT_SPECS;
+/* Inputs as loaded by "db": kept apart from the arena, which reuses the input
+ * buffers for activations, and copied into the model before every inference.
+ *
+ * "db load N" takes any N up to the buffer, as the reference firmware does, and
+ * the bytes are the EnergyRunner file's (th_config.h says how they map onto the
+ * model's input, as the reference submissions convert them): uint8 RGB minus 128
+ * (ic01, vww01), float32 windows quantized with the input's scale and zero point
+ * (ad01; int8 of the input's size is taken as it is), else the input's bytes.
+ * tinyhil's binary transfers (th-dbb, th-batch) carry the model's input bytes. */
+#ifdef TH_INPUT_WIRE_FLOAT32
+#define TH_FLOAT_BYTES (4u * TH_INPUT_ELEMENTS)
+#define TH_INPUT_OFFSET TH_FLOAT_BYTES
+#define TH_DB_BYTES (TH_FLOAT_BYTES + TH_INPUT_BYTES)
+#else
+#define TH_INPUT_OFFSET 0u
+#define TH_DB_BYTES TH_INPUT_BYTES
+#endif
+uint8_t th_db_buf[TH_DB_BYTES > 0 ? TH_DB_BYTES : 1] __attribute__((aligned(8)));
+#define th_db_input (th_db_buf + TH_INPUT_OFFSET) /* the model's input bytes */
+static uint32_t th_db_fill;
+static uint32_t th_db_expect; /* N of the "db load N" in progress */
+static uint32_t th_db_loaded = TH_INPUT_BYTES; /* bytes of the last complete load (boot: zeros) */
+static int th_db_loading;
+#ifdef TH_INPUT_WIRE_FLOAT32
+static int th_float_input; /* the last load was float32: the AD score compares with it */
+#endif
+
+/* The ad01 build prints a score instead of the outputs (th_put_results). */
+#ifdef TH_INPUT_WIRE_FLOAT32
+#define TH_OUTPUTS_UNUSED __attribute__((unused))
+#else
+#define TH_OUTPUTS_UNUSED
+#endif
+
+static const th_output_spec th_outputs[TH_MODEL_NUM_OUTPUTS] TH_OUTPUTS_UNUSED = TH_OUTPUT_SPECS;
+
+static void th_put_results(void);
 
 static th_dut_status th_reply_error(const char *what, const char *detail) {
     th_put("e-[");
@@ -92,9 +130,76 @@ static void th_load_inputs(void) {
     uint32_t pos = 0;
     for (int i = 0; i < TH_MODEL_NUM_INPUTS; ++i) {
         size_t n = tinyhil_input_bytes(i);
-        memcpy(tinyhil_input(i), th_db_buf + pos, n);
+        memcpy(tinyhil_input(i), th_db_input + pos, n);
         pos += (uint32_t)n;
     }
+}
+
+#ifdef TH_INPUT_WIRE_FLOAT32
+static float th_db_float(uint32_t i) {
+    float v;
+    memcpy(&v, th_db_buf + 4u * i, sizeof v);
+    return v;
+}
+
+/* The reference's QuantizeFloatToInt8: round(v / scale) + zero point, rounding
+ * half away from zero (exact in double: +-0.5 then truncation), clamped. */
+static int8_t th_quantize(float v) {
+    double q = (double)(v / TH_INPUT_SCALE);
+    long k = (long)(q >= 0.0 ? q + 0.5 : q - 0.5) + TH_INPUT_ZERO_POINT;
+    return (int8_t)(k < -128 ? -128 : k > 127 ? 127 : k);
+}
+#endif
+
+/* A load of n bytes is complete: turn the EnergyRunner bytes into the input. */
+static void th_db_complete(uint32_t n) {
+    th_db_loaded = n;
+#ifdef TH_INPUT_WIRE_FLOAT32
+    th_float_input = n == TH_FLOAT_BYTES;
+    if (th_float_input) {
+        for (uint32_t i = 0; i < TH_INPUT_ELEMENTS; ++i) {
+            th_db_input[i] = (uint8_t)th_quantize(th_db_float(i));
+        }
+    } else if (n == TH_INPUT_BYTES) {
+        memmove(th_db_input, th_db_buf, n);
+    }
+#elif defined(TH_INPUT_WIRE_UINT8)
+    if (n == TH_INPUT_BYTES) {
+        for (uint32_t i = 0; i < n; ++i) {
+            th_db_buf[i] ^= 0x80u; /* uint8 - 128 as int8 */
+        }
+    }
+#endif
+}
+
+/* Whether the last load is one the model can run on. */
+static int th_db_usable(void) {
+#ifdef TH_INPUT_WIRE_FLOAT32
+    if (th_db_loaded == TH_FLOAT_BYTES) {
+        return 1;
+    }
+#endif
+    return th_db_loaded == TH_INPUT_BYTES;
+}
+
+/* The time m-lap-us reports: the counter's, or under emulation (built with
+ * -DTH_LAP_SCALE_Q16) that time scaled to the target's, est. cycles / clock. */
+static uint64_t th_lap_us(void) {
+    uint64_t us = th_time_us();
+#ifdef TH_LAP_SCALE_Q16
+    us = (us * (uint64_t)TH_LAP_SCALE_Q16) >> 16;
+#endif
+    return us;
+}
+
+/* The reference's th_timestamp(): m-lap-us, or in energy mode (EnergyRunner's
+ * power monitor timestamps the falling edges) a low pulse on the board's pin. */
+static void th_timestamp(void) {
+#ifdef TH_ENERGY_MODE
+    th_board_timestamp();
+#else
+    th_reply_number("m-lap-us-", th_lap_us());
+#endif
 }
 
 static th_dut_status th_cmd_db_load(const char *args) {
@@ -102,15 +207,16 @@ static th_dut_status th_cmd_db_load(const char *args) {
     if (th_parse_u32(&args, &n) != TH_DUT_OK || *th_skip_spaces(args) != '\0') {
         return th_reply_error("db load: expected a byte count, got: ", args);
     }
-    if (n != TH_INPUT_BYTES) {
-        th_put("e-[db load: expected ");
-        th_put_u64(TH_INPUT_BYTES);
-        th_put(" bytes, got ");
+    if (n == 0u || n > TH_DB_BYTES) {
+        th_put("e-[db load: ");
         th_put_u64(n);
+        th_put(" bytes; the input buffer holds 1 to ");
+        th_put_u64(TH_DB_BYTES);
         th_put_line("]");
         return TH_DUT_ERROR;
     }
     th_db_fill = 0;
+    th_db_expect = n;
     th_db_loading = 1;
     th_put("m-[Expecting ");
     th_put_u64(n);
@@ -134,17 +240,18 @@ static th_dut_status th_cmd_db_data(const char *hex) {
             return th_reply_error("db: not a hex digit in: ", hex);
         }
     }
-    if (th_db_fill + len / 2u > TH_INPUT_BYTES) {
+    if (th_db_fill + len / 2u > th_db_expect) {
         th_put("e-[db: ");
-        th_put_u64(th_db_fill + len / 2u - TH_INPUT_BYTES);
+        th_put_u64(th_db_fill + len / 2u - th_db_expect);
         th_put_line(" bytes more than expected]");
         return TH_DUT_ERROR;
     }
     for (size_t i = 0; i < len; i += 2u) {
         th_db_buf[th_db_fill++] = (uint8_t)((th_hex_value(hex[i]) << 4) | th_hex_value(hex[i + 1u]));
     }
-    if (th_db_fill == TH_INPUT_BYTES) {
+    if (th_db_fill == th_db_expect) {
         th_db_loading = 0;
+        th_db_complete(th_db_fill);
         th_put_line("m-load-done");
     }
     return TH_DUT_OK;
@@ -163,8 +270,23 @@ static th_dut_status th_cmd_infer(const char *args) {
         th_put("e-[infer: input incomplete: ");
         th_put_u64(th_db_fill);
         th_put(" of ");
-        th_put_u64(TH_INPUT_BYTES);
+        th_put_u64(th_db_expect);
         th_put_line(" bytes loaded]");
+        return TH_DUT_ERROR;
+    }
+    if (!th_db_usable()) {
+        th_put("e-[infer: ");
+        th_put_u64(th_db_loaded);
+        th_put(" bytes loaded; the model's input is ");
+        th_put_u64(TH_INPUT_BYTES);
+#ifdef TH_INPUT_WIRE_FLOAT32
+        th_put(" bytes (int8) or ");
+        th_put_u64(TH_FLOAT_BYTES);
+        th_put(" (float32)");
+#else
+        th_put(" bytes");
+#endif
+        th_put_line("]");
         return TH_DUT_ERROR;
     }
     int st = 0;
@@ -175,7 +297,7 @@ static th_dut_status th_cmd_infer(const char *args) {
     }
     th_put_line("m-warmup-done");
     th_reply_number("m-infer-start-", runs);
-    th_reply_number("m-lap-us-", th_time_us());
+    th_timestamp();
     uint64_t total = 0;
     for (uint32_t i = 0; i < runs; ++i) {
         th_load_inputs();
@@ -184,17 +306,18 @@ static th_dut_status th_cmd_infer(const char *args) {
         st = tinyhil_invoke();
         total += th_time_since_mark();
     }
-    th_reply_number("m-lap-us-", th_time_us());
+    th_timestamp();
     th_put_line("m-infer-done");
     th_reply_number("m-th-ticks-", total);
     th_reply_number("m-th-runs-", runs);
     th_put("m-th-status-");
     th_put_i64(st);
     th_put_eol();
+    th_put_results(); /* the reference's infer ends with th_results() */
     return TH_DUT_OK;
 }
 
-static uint32_t th_dtype_size(th_dtype t) {
+TH_OUTPUTS_UNUSED static uint32_t th_dtype_size(th_dtype t) {
     switch (t) {
     case TH_DTYPE_INT16: return 2u;
     case TH_DTYPE_INT32:
@@ -227,7 +350,7 @@ static int64_t th_f32_milli(uint32_t bits) {
     return (bits >> 31) ? -(int64_t)mag : (int64_t)mag;
 }
 
-static int64_t th_element_milli(const th_output_spec *spec, const uint8_t *p) {
+TH_OUTPUTS_UNUSED static int64_t th_element_milli(const th_output_spec *spec, const uint8_t *p) {
     int64_t q;
     uint32_t u32;
     switch (spec->dtype) {
@@ -248,9 +371,33 @@ static int64_t th_element_milli(const th_output_spec *spec, const uint8_t *p) {
     return (q * spec->scale_milli_q32 + ((int64_t)1 << 31)) >> 32;
 }
 
-static th_dut_status th_cmd_results(void) {
-    const char *sep = "";
+#ifdef TH_INPUT_WIRE_FLOAT32
+static int64_t th_float_milli(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return th_f32_milli(bits);
+}
+#endif
+
+/* m-results-[...]: the reference's th_results(). A classifier's dequantized outputs
+ * (thousandths, as the reference's %0.3f); for ad01 the one score the reference
+ * reports, the mean squared error between the float input window (the dequantized
+ * int8 input when int8 was loaded) and the dequantized output. */
+static void th_put_results(void) {
     th_put("m-results-[");
+#ifdef TH_INPUT_WIRE_FLOAT32
+    const int8_t *out = (const int8_t *)tinyhil_output(0);
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < TH_INPUT_ELEMENTS; ++i) {
+        float x = th_float_input ? th_db_float(i)
+                                 : (float)((int8_t)th_db_input[i] - TH_INPUT_ZERO_POINT) * TH_INPUT_SCALE;
+        float y = (float)(out[i] - TH_OUTPUT_ZERO_POINT) * TH_OUTPUT_SCALE;
+        float d = y - x;
+        sum += d * d;
+    }
+    th_put_milli(th_float_milli(sum / (float)TH_INPUT_ELEMENTS));
+#else
+    const char *sep = "";
     for (int o = 0; o < TH_MODEL_NUM_OUTPUTS; ++o) {
         const th_output_spec *spec = &th_outputs[o];
         const uint8_t *p = (const uint8_t *)tinyhil_output(o);
@@ -262,7 +409,12 @@ static th_dut_status th_cmd_results(void) {
             sep = ",";
         }
     }
+#endif
     th_put_line("]");
+}
+
+static th_dut_status th_cmd_results(void) {
+    th_put_results();
     th_put("m-th-output-");
     for (int o = 0; o < TH_MODEL_NUM_OUTPUTS; ++o) {
         const uint8_t *p = (const uint8_t *)tinyhil_output(o);
@@ -376,12 +528,16 @@ static th_dut_status th_cmd_dbb(const char *args) {
         return TH_DUT_ERROR;
     }
     th_db_loading = 0;
-    th_rx_start(th_db_buf, n);
+    th_rx_start(th_db_input, n);
     th_rx_wait();
     th_db_fill = n;
+    th_db_loaded = n;
+#ifdef TH_INPUT_WIRE_FLOAT32
+    th_float_input = 0;
+#endif
     th_put_line("m-load-done");
     th_put("m-th-crc-");
-    th_put_hex32(th_crc32(th_db_buf, n));
+    th_put_hex32(th_crc32(th_db_input, n));
     th_put_eol();
     return TH_DUT_OK;
 }
@@ -395,13 +551,17 @@ static th_dut_status th_cmd_batch(const char *args) {
         return th_reply_error("th-batch: expected K >= 1, got: ", args);
     }
     th_db_loading = 0;
-    th_rx_start(th_db_buf, TH_INPUT_BYTES);
+    th_db_loaded = TH_INPUT_BYTES;
+#ifdef TH_INPUT_WIRE_FLOAT32
+    th_float_input = 0;
+#endif
+    th_rx_start(th_db_input, TH_INPUT_BYTES);
     for (uint32_t i = 0; i < k; ++i) {
         th_rx_wait();
-        uint32_t crc = th_crc32(th_db_buf, TH_INPUT_BYTES);
+        uint32_t crc = th_crc32(th_db_input, TH_INPUT_BYTES);
         th_load_inputs();
         if (i + 1u < k) {
-            th_rx_start(th_db_buf, TH_INPUT_BYTES); /* th_db_buf is free until the next wait */
+            th_rx_start(th_db_input, TH_INPUT_BYTES); /* the input is free until the next wait */
         }
         TH_PROFILE_START();
         int st = tinyhil_invoke();
@@ -426,7 +586,7 @@ static th_dut_status th_dispatch(const char *cmd) {
     }
     if (strcmp(cmd, "profile") == 0) {
         th_put_line("m-profile-[tinyhil]");
-        th_put_line("m-model-[" TH_MODEL_NAME "]");
+        th_put_line("m-model-[" TH_MODEL_ID "]");
         return TH_DUT_OK;
     }
     if (th_starts_with(cmd, "db load") && (cmd[7] == ' ' || cmd[7] == '\0')) {
@@ -442,7 +602,7 @@ static th_dut_status th_dispatch(const char *cmd) {
         return th_cmd_results();
     }
     if (strcmp(cmd, "timestamp") == 0) {
-        th_reply_number("m-lap-us-", th_time_us());
+        th_timestamp();
         return TH_DUT_OK;
     }
     if (strcmp(cmd, "th-stack") == 0) {
@@ -486,7 +646,13 @@ static th_dut_status th_dispatch(const char *cmd) {
 }
 
 void th_dut_boot(void) {
+#ifdef TH_ENERGY_MODE
+    th_board_timestamp_init();
+    th_put_line("m-timestamp-mode-energy");
+    th_board_timestamp(); /* the pin idles high after one pulse, as the reference's */
+#else
     th_put_line("m-timestamp-mode-performance");
+#endif
     th_put_line(TH_BUILD_LINE);
     th_put_line("m-init-done");
     th_put_line("m-ready");

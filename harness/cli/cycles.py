@@ -60,6 +60,7 @@ def cmd_cycles_overhead(args: argparse.Namespace) -> int:
     from harness.build import build_firmware
     from harness.engines.builtin import generate
     from harness.errors import RunnerError
+    from harness.mlperf import input_wire
     from harness.model import load_model
     from harness.runners.base import RunJob
     from harness.runners.qemu import QemuRunner
@@ -76,7 +77,7 @@ def cmd_cycles_overhead(args: argparse.Namespace) -> int:
     for bench, path, ds in resolve_models(args.model):
         model = load_model(path)
         image = build_firmware(generate(model), target)
-        job = RunJob(input_bytes(model, fixed_input(model, ds)), runs=args.runs)
+        job = RunJob(input_bytes(model, fixed_input(model, ds)), runs=args.runs, wire=input_wire(model))
         walls = []
         count = 0
         for with_model in (False, True):

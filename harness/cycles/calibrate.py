@@ -233,6 +233,7 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
     Raises UserInputError when the board reports no hardware cycles (a timer-only part).
     """
     from harness.bench import fixed_input, input_bytes
+    from harness.mlperf import to_wire
     from harness.build import build_firmware, variant_target
     from harness.cycles import load_core_table
     from harness.engines.builtin import generate
@@ -251,7 +252,7 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
     for name, model_path in benchmarks:
         model = load_model(model_path)
         gen = generate(model)
-        data = input_bytes(model, fixed_input(model, None))
+        data = to_wire(model, input_bytes(model, fixed_input(model, None)))  # the db bytes
         note(f"{name}: on the board")
         board_image = build_firmware(gen, variant_target(target, getattr(board, "build_variant", "board")))
         rec = board.run(board_image.elf, target, RunJob(data, runs=2, warmup=1), timeout_s)

@@ -13,6 +13,7 @@ once here; unknown keys are rejected, and errors name the file and the field:
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -146,6 +147,37 @@ class CycleModelSpec:
     unsupported: str = ""
 
 
+# Board families with EnergyRunner's timestamp pin (th_board.h, TH_ENERGY_MODE): the
+# GPIO ports each has (firmware_templates/common/th_stm32_timestamp.h and the family's file).
+ENERGY_FAMILIES = {"stm32f4": "ABCDEFGHI", "stm32f7": "ABCDEFGHIJK", "stm32l4": "ABCDEFGHI"}
+ENERGY_DRIVES = ("open-drain", "push-pull")
+
+
+@dataclass(frozen=True)
+class EnergyPin:
+    """EnergyRunner's energy-mode timestamp pin (``[energy]``): in an energy build
+    (``-DTH_ENERGY_MODE``) th_timestamp() pulls it low instead of printing m-lap-us,
+    and the energy monitor timestamps the falling edges. On the real chip ([chip])."""
+
+    port: str  # GPIO port letter, "A".."K"
+    pin: int  # 0..15
+    source: str  # where the pin comes from (the board's user manual)
+    drive: str = "open-drain"  # or "push-pull" (-DTH_TIMESTAMP_PUSH_PULL)
+
+    @property
+    def name(self) -> str:
+        """The pin as ST writes it, e.g. "PF13"."""
+        return f"P{self.port}{self.pin}"
+
+    @property
+    def defines(self) -> tuple[tuple[str, str], ...]:
+        """The chip build's -D for the pin: TH_TIMESTAMP_PORT (0 = A) and TH_TIMESTAMP_PIN."""
+        out = [("TH_TIMESTAMP_PORT", str(ord(self.port) - ord("A"))), ("TH_TIMESTAMP_PIN", str(self.pin))]
+        if self.drive == "push-pull":
+            out.append(("TH_TIMESTAMP_PUSH_PULL", "1"))
+        return tuple(out)
+
+
 @dataclass(frozen=True)
 class TargetDescriptor:
     """One target: everything the build, the runners and the metrics need."""
@@ -164,6 +196,7 @@ class TargetDescriptor:
     qemu: QemuHost | None
     chip: ChipBuild | None = None
     renode: RenodeHost | None = None
+    energy: EnergyPin | None = None  # [energy]: EnergyRunner's timestamp pin on the real chip
     # Why a runner cannot host this target, from the descriptor's
     # `unsupported = "..."` in that runner's table (or the table's absence).
     unsupported: tuple[tuple[str, str], ...] = ()
@@ -212,7 +245,8 @@ class TargetDescriptor:
         """This target as built for the real chip (board and Renode runs)."""
         if self.chip is None:
             raise DescriptorError(f"{self.path}: no [chip] table: {self.why_not('board')}")
-        return replace(self, board_family=self.chip.family, board_defines=self.chip.defines,
+        defines = self.chip.defines + (self.energy.defines if self.energy is not None else ())
+        return replace(self, board_family=self.chip.family, board_defines=defines,
                        flash=self.chip.flash, ram=self.chip.ram)
 
 
@@ -382,6 +416,12 @@ def load_target(path: str | Path) -> TargetDescriptor:
         if chip is None:
             raise renode_t.fail("platform", "Renode runs the chip build: the descriptor needs a [chip] table")
 
+    energy = None
+    energy_t = f.sub("energy", required=False)
+    if energy_t is not None:
+        energy = _energy_pin(energy_t, chip)
+        energy_t.done()
+
     # Other registered runners' tables: kept as they are for that runner to read.
     runner_data = []
     for runner, table in runner_tables().items():
@@ -398,7 +438,7 @@ def load_target(path: str | Path) -> TargetDescriptor:
         name=name, path=p, description=f.get("description", str, ""), core=core,
         clock_hz=clock_hz, board_family=family, board_defines=defines,
         flash=flash, ram=ram, power=power, cycle_model=cycle_model, qemu=qemu, chip=chip, renode=renode,
-        unsupported=tuple(unsupported), runner_data=tuple(runner_data),
+        energy=energy, unsupported=tuple(unsupported), runner_data=tuple(runner_data),
     )
     f.done()
     if p.stem != name:
@@ -420,6 +460,63 @@ def _defines(t: _Fields) -> tuple[tuple[str, str], ...]:
             raise t.fail(f"defines.{k}", f"expected string or integer, got {v!r}")
         out.append((k, hex(v) if isinstance(v, int) else v))
     return tuple(out)
+
+
+_PIN = re.compile(r"P([A-Z])([0-9]{1,2})")
+
+
+def _energy_pin(t: _Fields, chip: ChipBuild | None) -> EnergyPin:
+    """``[energy]``: the timestamp pin, checked against the chip's board family."""
+    text: str = t.get("timestamp_pin", str)
+    source: str = t.get("source", str)
+    drive: str = t.get("drive", str, "open-drain")
+    m = _PIN.fullmatch(text.strip().upper())
+    if m is None:
+        raise t.fail("timestamp_pin", f'expected a GPIO pin like "PF13" (P, the port letter, the pin '
+                                      f"number 0-15), got {text!r}")
+    port, pin = m.group(1), int(m.group(2))
+    if chip is None:
+        raise t.fail("timestamp_pin", "the timestamp pin is on the real chip: the descriptor needs a [chip] table")
+    ports = ENERGY_FAMILIES.get(chip.family)
+    if ports is None:
+        raise t.fail("timestamp_pin", f"board family {chip.family} has no energy-mode timestamp pin support "
+                                      f"(families with it: {', '.join(ENERGY_FAMILIES)})")
+    if port not in ports:
+        raise t.fail("timestamp_pin", f"{text!r}: the {chip.family} family has no GPIO port {port} "
+                                      f"(ports {ports[0]}-{ports[-1]})")
+    if pin > 15:
+        raise t.fail("timestamp_pin", f"{text!r}: pin {pin} does not exist (a GPIO port has pins 0-15)")
+    if drive not in ENERGY_DRIVES:
+        raise t.fail("drive", f"expected one of {', '.join(ENERGY_DRIVES)}, got {drive!r}")
+    if not source.strip():
+        raise t.fail("source", "empty: say where the pin comes from (the board's user manual)")
+    return EnergyPin(port, pin, source, drive)
+
+
+def energy_defines(target: TargetDescriptor) -> list[str]:
+    """The compiler flags of an energy-mode build (``tinyhil build --energy``):
+    ``-DTH_ENERGY_MODE=1`` and the timestamp pin's ``-DTH_TIMESTAMP_PORT/PIN``, for
+    ``build_firmware(..., extra_cflags=energy_defines(target))`` of the target's chip
+    or board build (``variant_target(target, "board")``). The pin's defines already
+    in ``target.board_defines`` (the chip build carries them) are not repeated.
+
+    Raises:
+        UserInputError: the target has no ``[energy]`` timestamp pin.
+    """
+    if target.energy is None:
+        raise UserInputError(
+            f"{target.name}: no energy-mode timestamp pin: {target.path.name} has no [energy] table "
+            '(timestamp_pin = "P<port><pin>", the GPIO the energy monitor timestamps); energy mode is '
+            f"for board targets with one: {', '.join(t.name for t in _energy_targets()) or 'none'}")
+    have = dict(target.board_defines)
+    return ["-DTH_ENERGY_MODE=1", *(f"-D{k}={v}" for k, v in target.energy.defines if have.get(k) != v)]
+
+
+def _energy_targets() -> list[TargetDescriptor]:
+    try:
+        return [t for t in available_targets() if t.energy is not None]
+    except DescriptorError:
+        return []
 
 
 def available_targets(directory: Path = TARGETS_DIR) -> list[TargetDescriptor]:

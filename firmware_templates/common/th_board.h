@@ -50,4 +50,24 @@ void th_uart_rx_handler(void);
 void th_uart_rx_byte(uint8_t c);
 #endif
 
+/*
+ * Optional: EnergyRunner's energy mode (EEMBC / MLPerf Tiny, EE_CFG_ENERGY_MODE).
+ * The energy monitor supplies the chip and timestamps the falling edges of one
+ * GPIO: there th_timestamp() pulls the pin low instead of printing m-lap-us.
+ * A target opts in with an [energy] timestamp_pin in its descriptor, which the
+ * chip build passes as -DTH_TIMESTAMP_PORT (0 = port A, 1 = B, ...) and
+ * -DTH_TIMESTAMP_PIN (0..15); `tinyhil build --energy` adds -DTH_ENERGY_MODE.
+ * Optional: -DTH_TIMESTAMP_PUSH_PULL (drive high too, instead of open drain)
+ * and -DTH_TIMESTAMP_HOLD_US (the low time, default 1 us).
+ */
+#ifdef TH_ENERGY_MODE
+/* Makes the pin an open-drain output (internal pull-up on) that idles high.
+ * Called once, after th_board_init(). */
+void th_board_timestamp_init(void);
+
+/* One timestamp: the pin low for at least TH_TIMESTAMP_HOLD_US at the core
+ * clock (the falling edge is the time stamp), then released high. */
+void th_board_timestamp(void);
+#endif
+
 #endif /* TH_BOARD_H */

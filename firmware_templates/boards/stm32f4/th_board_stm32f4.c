@@ -99,6 +99,16 @@ char th_uart_getc(void) {
     return (char)(TH_USART_DR & 0xFFu);
 }
 
+#ifdef TH_ENERGY_MODE
+/* EnergyRunner's timestamp pin (th_board.h): GPIOA..GPIOI every 0x400 bytes
+ * from 0x40020000, clocked by RCC_AHB1ENR bits 0..8 (RM0090 memory map, RCC). */
+#define TH_GPIO_PORT0_BASE 0x40020000u
+#define TH_GPIO_PORTS 9
+#define TH_GPIO_CLOCK_ENR TH_RCC_AHB1ENR
+#define TH_TIMESTAMP_MAX_HZ 168000000u
+#include "th_stm32_timestamp.h"
+#endif
+
 #include "th_stm32_tim.h"
 
 #ifdef TH_UART_RX_IRQ

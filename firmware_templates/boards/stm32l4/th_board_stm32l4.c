@@ -121,4 +121,15 @@ char th_uart_getc(void) {
     return (char)(TH_LPUART_RDR & 0xFFu);
 }
 
+#ifdef TH_ENERGY_MODE
+/* EnergyRunner's timestamp pin (th_board.h): GPIOA..GPIOI every 0x400 bytes
+ * from 0x48000000 (AHB2), clocked by RCC_AHB2ENR bits 0..8 (RM0432 memory map,
+ * RCC). Port G (PG2..PG15) is on VDDIO2, which th_board_init() declares valid. */
+#define TH_GPIO_PORT0_BASE 0x48000000u
+#define TH_GPIO_PORTS 9
+#define TH_GPIO_CLOCK_ENR TH_RCC_AHB2ENR
+#define TH_TIMESTAMP_MAX_HZ 120000000u
+#include "th_stm32_timestamp.h"
+#endif
+
 #include "th_stm32_tim.h"

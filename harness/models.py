@@ -291,9 +291,12 @@ def _tail(proc: subprocess.CompletedProcess[str]) -> str:
     return " | ".join([line for line in proc.stderr.splitlines() if line.strip()][-3:])
 
 
-def _checkout(source: Source, url: str, work: Path, any_commit: bool, say: Progress) -> str:
+def _checkout(source: Source, url: str, work: Path, any_commit: bool, say: Progress,
+              sparse: tuple[str, ...] = ()) -> str:
     """Fetch ``source``'s pinned commit (only its needed files' blobs) into a new
-    repository at ``work`` and check those files out; returns the commit used."""
+    repository at ``work`` and check those files out; returns the commit used.
+    ``sparse``: sparse-checkout patterns to check out instead of ``source.files``
+    (harness.mlperf_runner: ``benchmark/runner``'s files, not its recordings)."""
     work.mkdir(parents=True)
     _git(work, "init", "-q", check=f"git init in {work}")
     _git(work, "remote", "add", "origin", url, check="git remote add")
@@ -305,8 +308,10 @@ def _checkout(source: Source, url: str, work: Path, any_commit: bool, say: Progr
     _git(work, "config", "core.sparseCheckout", "true", check="git config")
     info = work / ".git" / "info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "sparse-checkout").write_text("".join(f"/{f.source}\n" for f in source.files))
-    say(f"{source.repo}: fetching {source.commit[:12]} from {url} ({len(source.files)} files)")
+    patterns = sparse or tuple(f"/{f.source}" for f in source.files)
+    (info / "sparse-checkout").write_text("".join(f"{p}\n" for p in patterns))
+    say(f"{source.repo}: fetching {source.commit[:12]} from {url} "
+        f"({', '.join(sparse) if sparse else f'{len(source.files)} files'})")
     reach = _git(work, "ls-remote", "origin", "HEAD")
     if reach.returncode != 0:
         raise FetchError(f"cannot read {url} ({source.repo}): {_tail(reach)}: check the network, or name "

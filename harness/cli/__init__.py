@@ -10,13 +10,13 @@ from typing import Callable, Sequence
 from rich.markup import escape
 
 from harness import __version__
-from harness.cli import (bench, compare, cycles, engine, models, perf, regress, report, stress,  # noqa: F401
-                         targets, tflm)
+from harness.cli import (bench, build, compare, cycles, engine, mlperf, models, perf, regress,  # noqa: F401
+                         report, stress, targets, tflm)
 from harness.cli.common import console, err_console
 from harness.errors import TinyhilError
 
 # One module per subcommand; each registers its parser(s). The order is the help's.
-SUBCOMMANDS = (bench, compare, perf, cycles, stress, targets, report, regress, tflm, models, engine)
+SUBCOMMANDS = (bench, build, compare, perf, cycles, stress, targets, report, regress, tflm, models, engine, mlperf)
 
 
 def build_parser() -> argparse.ArgumentParser:

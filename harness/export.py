@@ -98,7 +98,7 @@ def export_firmware(model: Model, target: TargetDescriptor, engine: Any, runner:
             raise UserInputError("--energy is for a board (--runner board): the timestamp pin is a GPIO of the "
                                  f"chip; {target.name} under QEMU has no power monitor to pulse")
         extra.append(("TH_ENERGY_MODE", "1"))
-        for flag in energy_defines(target):  # -DNAME=VALUE
+        for flag in energy_defines(build_target):  # -DNAME=VALUE (the pin's are in the chip build)
             name, _, value = flag.removeprefix("-D").partition("=")
             if name != "TH_ENERGY_MODE":
                 extra.append((name, value or "1"))

@@ -58,7 +58,8 @@ def test_build_writes_the_image_and_lap_us_is_the_targets_time(
 
     # Without the scale: QEMU's virtual time, 1 instruction per ns.
     raw = tmp_path / "raw"
-    code, _, err = _run(capsys, "build", "--target", "cortex-m4", "--model", "ad", "-o", str(raw), "--lap-scale", "none")
+    code, _, err = _run(capsys, "build", "--target", "cortex-m4", "--model", "ad", "-o", str(raw),
+                        "--lap-scale", "none")
     assert code == 0, err
     assert not json.loads((raw / "firmware.json").read_text())["lap_us"]["scaled"]
     per_s_1ghz = _laps_per_s(raw / "firmware.elf", clip[:2560], 200)
@@ -76,3 +77,18 @@ def test_build_refuses_what_cannot_be_built(capsys: pytest.CaptureFixture[str], 
     code, _, err = _run(capsys, "build", "--target", "cortex-m4", "--model", "kws", "-o", str(tmp_path / "o"),
                         "--lap-scale", "fast")
     assert code == 2 and "expected auto or none" in err
+
+
+@needs_arm_gcc
+def test_energy_build_for_a_board(capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_models: Path) -> None:
+    """The board image with EnergyRunner's timestamp pin (stm32f746: PI3, Arduino D7) links
+    warning-free without a board attached; its banner names the energy mode."""
+    out = tmp_path / "e"
+    code, stdout, err = _run(capsys, "build", "--target", "stm32f746", "--model", "kws", "--runner", "board",
+                             "--energy", "-o", str(out), "--json")
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["energy_mode"] and doc["build_variant"] == "board" and not doc["lap_us"]["scaled"]
+    assert "-DTH_ENERGY_MODE=1" in doc["cflags"] and "-DTH_TIMESTAMP_PIN=3" in doc["cflags"]
+    assert "qemu_command" not in doc
+    assert b"m-timestamp-mode-energy" in (out / "firmware.bin").read_bytes()

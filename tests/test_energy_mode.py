@@ -17,7 +17,7 @@ import pytest
 from harness.build import ARCH_DIR, BOARDS_DIR, COMMON_DIR, build_firmware, compile_flags, find_target_toolchain, \
     variant_target
 from harness.engines.builtin import GeneratedModel
-from harness.errors import BuildError, ToolMissingError, UserInputError
+from harness.errors import ToolMissingError, UserInputError
 from harness.targets import DescriptorError, TargetDescriptor, available_targets, energy_defines, find_target, \
     load_target
 from tests.test_boards import fw_cache, kws  # noqa: F401  (fixtures)
@@ -29,10 +29,6 @@ ENERGY_TARGETS = ("stm32f405", "stm32f746", "nucleo-l4r5zi")
 # Per family: GPIOA's base address, the RCC register enabling the GPIO clocks
 # (RM0090 / RM0385: AHB1 at 0x40020000, RCC_AHB1ENR 0x40023830; RM0432: AHB2 at
 # 0x48000000, RCC_AHB2ENR 0x4002104C).
-# th_dut.c (not this test's) defines th_lap_us() also in energy builds, where nothing
-# calls it: -Wunused-function fails the whole-firmware builds until it is guarded.
-TH_DUT_WARNS = pytest.mark.xfail(raises=BuildError, strict=False,
-                                 reason="th_dut.c: th_lap_us() unused under TH_ENERGY_MODE (-Wunused-function)")
 
 GPIO = {"stm32f4": (0x40020000, 0x40023830), "stm32f7": (0x40020000, 0x40023830),
         "stm32l4": (0x48000000, 0x4002104C)}
@@ -183,7 +179,6 @@ def test_without_energy_mode_nothing_changes(tmp_path: Path) -> None:
     assert "th_board_timestamp" not in symbols
 
 
-@TH_DUT_WARNS
 @pytest.mark.parametrize("target_name", ENERGY_TARGETS)
 def test_energy_firmware_links_warning_free(target_name: str, kws: GeneratedModel,  # noqa: F811
                                             fw_cache: Path) -> None:  # noqa: F811
@@ -195,7 +190,6 @@ def test_energy_firmware_links_warning_free(target_name: str, kws: GeneratedMode
     assert sum(f.startswith("-DTH_TIMESTAMP_PORT=") for f in image.cflags) == 1
 
 
-@TH_DUT_WARNS
 @pytest.mark.qemu
 def test_stm32f405_energy_firmware_pulses_pa1_on_qemu(kws: GeneratedModel, fw_cache: Path,  # noqa: F811
                                                      arm_tools: tuple[str, str], tmp_path: Path) -> None:

@@ -182,6 +182,7 @@ static int th_db_usable(void) {
     return th_db_loaded == TH_INPUT_BYTES;
 }
 
+#ifndef TH_ENERGY_MODE
 /* The time m-lap-us reports: the counter's, or under emulation (built with
  * -DTH_LAP_SCALE_Q16) that time scaled to the target's, est. cycles / clock. */
 static uint64_t th_lap_us(void) {
@@ -191,6 +192,7 @@ static uint64_t th_lap_us(void) {
 #endif
     return us;
 }
+#endif
 
 /* The reference's th_timestamp(): m-lap-us, or in energy mode (EnergyRunner's
  * power monitor timestamps the falling edges) a low pulse on the board's pin. */

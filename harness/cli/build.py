@@ -38,7 +38,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     model = load_model(path)
     (engine,) = parse_engines([args.engine], [args.kernels] if args.kernels else [], args.tflm_src)
     check_model(engine, model, [target])
-    runner = prepare_runner(args.runner, args.port, [target])
+    # A board image needs no board to build: without --port, what the engine runs while
+    # building (the tflm engine measures its arena) runs under QEMU.
+    runner = prepare_runner(args.runner if args.runner == "qemu" or args.port else "qemu", args.port, [target])
     scale_it = args.runner == "qemu" and args.lap_scale == "auto"
     with progress_display("spinner") as progress:
         task = progress.add_task(f"{benchmark} for {target.name}")
@@ -84,7 +86,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tflm-src", help="tflm: directory with the TFLM source trees")
     p.add_argument("--runner", choices=[k.name for k in runners.kinds()], default="qemu",
                    help="what the image is for: qemu (default; the emulator build) or board (the chip's)")
-    p.add_argument("--port", help="--runner board: the board's serial port (checked, not used)")
+    p.add_argument("--port", help="--runner board: the board's serial port (the tflm engine measures its arena "
+                                  "there; without it under QEMU)")
     p.add_argument("--lap-scale", default="auto", metavar="auto|none",
                    help="qemu: m-lap-us in the target's estimated time (auto, measured once under QEMU with the "
                         "timing model) or QEMU's 1-GHz virtual time (none)")

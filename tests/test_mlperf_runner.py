@@ -99,11 +99,21 @@ def test_performance(bench: str, runner: Path, served: dict[str, tuple[str, Path
         assert shipped.errors == ["ERROR 2 - loop exited before 10 seconds elapsed."], shipped.errors
         assert shipped.median_throughput is None
 
-    scale = iterations_scale(shipped.loop_s)
-    script = performance_script(runner, tmp_path / "tests_performance.yaml", scale)
-    scaled = run_runner(port, "p", BENCHMARK_IDS[bench], datasets, runner, tmp_path / "scaled", timeout_s=300,
-                        test_script=script)
-    _check_windows(scaled, expected)
+    # More inferences per window until the loop lasts the 10 s (a busy host may run the
+    # scaled loop faster than the shipped one: then once more, with a larger scale).
+    scaled, scale, unit_s = shipped, 1, shipped.loop_s  # unit_s: the loop's host time per unit of scale
+    for attempt in range(3):
+        scale = max(scale + 1, iterations_scale(unit_s))
+        script = performance_script(runner, tmp_path / "tests_performance.yaml", scale)
+        scaled = run_runner(port, "p", BENCHMARK_IDS[bench], datasets, runner, tmp_path / f"scaled{attempt}",
+                            timeout_s=300, test_script=script)
+        _check_windows(scaled, expected)
+        assert scaled.loop_s is not None
+        unit_s = scaled.loop_s / scale
+        if scaled.loop_s >= 10.5:
+            break
+        if scaled.loop_s < 9.5:
+            assert scaled.errors == ["ERROR 2 - loop exited before 10 seconds elapsed."], scaled.errors
     assert scaled.loop_s is not None and scaled.loop_s >= 10.0
     assert scaled.errors == [], scaled.output[-2000:]
     assert scaled.iterations == [n * scale for n in shipped.iterations]

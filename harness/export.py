@@ -76,6 +76,11 @@ def measure_lap_scale(model: Model, target: TargetDescriptor, engine: Any, runne
     return LapScale(record.count_per_inference, int(record.est_cycles), target.clock_hz, record.cycle_model)
 
 
+def with_lap_scale(target: TargetDescriptor, scale: LapScale) -> TargetDescriptor:
+    """``target`` building images whose m-lap-us is the target's estimated time."""
+    return replace(target, board_defines=target.board_defines + (("TH_LAP_SCALE_Q16", str(scale.q16)),))
+
+
 def export_firmware(model: Model, target: TargetDescriptor, engine: Any, runner: Any, runner_name: str,
                     out: Path, lap_scale: LapScale | None, energy: bool, timeout_s: float,
                     progress: Progress) -> dict[str, Any]:
@@ -90,9 +95,9 @@ def export_firmware(model: Model, target: TargetDescriptor, engine: Any, runner:
 
     variant = runner_kind(runner_name).build_variant
     build_target = variant_target(target, variant)
-    extra: list[tuple[str, str]] = []
     if lap_scale is not None:
-        extra.append(("TH_LAP_SCALE_Q16", str(lap_scale.q16)))
+        build_target = with_lap_scale(build_target, lap_scale)
+    extra: list[tuple[str, str]] = []
     if energy:
         if variant == "emulator":
             raise UserInputError("--energy is for a board (--runner board): the timestamp pin is a GPIO of the "

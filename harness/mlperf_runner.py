@@ -41,6 +41,7 @@ import numpy as np
 
 from harness.engines.tflm.trees import DEFAULT_URL_TEMPLATE, FetchError
 from harness.errors import RunnerError, ToolMissingError, UserInputError
+from harness.export import LapScale
 from harness.firmware import cache_dir
 from harness.models import TINY_COMMIT, TINY_REPO
 from harness.targets import TargetDescriptor
@@ -261,18 +262,38 @@ def make_runner_datasets(dest: Path, datasets_root: Path | None, benchmarks: Seq
 
 # --------------------------------------------------------------------------- the firmware
 
-def runner_firmware(target: TargetDescriptor, model_path: Path, progress: Progress | None = None,
-                    timeout_s: float = 900.0) -> Path:
-    """The ELF the runner talks to for ``model_path`` on ``target``: the bench's own
-    firmware (builtin engine, the emulator build; cached builds are reused). The one
-    place that chooses it."""
-    from harness.engines.dispatch import BUILTIN, build_image, check_model
-    from harness.model import load_model
-    from harness.runners.qemu import QemuRunner
+@dataclass(frozen=True)
+class RunnerImage:
+    """The firmware the runner talks to, and how its m-lap-us maps to the target's time."""
 
+    elf: Path
+    lap_scale: LapScale | None  # None: m-lap-us is QEMU's virtual time (1 instruction = 1 ns)
+
+
+def runner_image(target: TargetDescriptor, model_path: Path, progress: Progress | None = None,
+                 timeout_s: float = 900.0, dataset_dir: Path | None = None, scaled: bool = True) -> RunnerImage:
+    """The image the runner talks to for ``model_path`` on ``target``: the bench's own
+    firmware (builtin engine, the emulator build) built, as ``tinyhil build`` does, with
+    m-lap-us in the target's estimated time (``scaled``; harness/export.py), so the
+    runner's inferences/s is clock / est. cycles. The one place that chooses it."""
+    from harness.engines.dispatch import BUILTIN, build_image, check_model
+    from harness.export import measure_lap_scale, with_lap_scale
+    from harness.hosting import prepare_runner
+    from harness.model import load_model
+
+    say = progress or (lambda _m: None)
     model = load_model(model_path)
     check_model(BUILTIN, model, [target])
-    return build_image(BUILTIN, model, target, QemuRunner(), timeout_s, progress).image.elf
+    qemu = prepare_runner("qemu", None, [target])
+    scale = measure_lap_scale(model, target, BUILTIN, qemu, timeout_s, say, dataset_dir) if scaled else None
+    built = build_image(BUILTIN, model, with_lap_scale(target, scale) if scale else target, qemu, timeout_s, say)
+    return RunnerImage(built.image.elf, scale)
+
+
+def runner_firmware(target: TargetDescriptor, model_path: Path, progress: Progress | None = None,
+                    timeout_s: float = 900.0) -> Path:
+    """:func:`runner_image`'s ELF."""
+    return runner_image(target, model_path, progress, timeout_s).elf
 
 
 @contextmanager

@@ -36,7 +36,7 @@ def cmd_mlperf_run(args: argparse.Namespace) -> int:
     from harness.errors import UserInputError
     from harness.mlperf_runner import (BENCHMARK_IDS, FETCH_COMMAND, MODES, make_runner_datasets,
                                        iterations_scale, missing_dependencies, performance_script, run_runner,
-                                       runner_dir, runner_firmware, serve_firmware, tinyhil_count)
+                                       RunnerImage, runner_dir, runner_image, serve_firmware, tinyhil_count)
     from harness.targets import find_target
 
     runner = runner_dir(args.runner)
@@ -64,7 +64,9 @@ def cmd_mlperf_run(args: argparse.Namespace) -> int:
     else:
         datasets = make_runner_datasets(work / "datasets", dataset_dir.parent if dataset_dir else None,
                                         [bench_id], limit=args.limit, seed=args.seed)
-    elf = Path(args.elf) if args.elf else runner_firmware(target, model_path, progress=_say)
+    image = (RunnerImage(Path(args.elf), None) if args.elf
+             else runner_image(target, model_path, progress=_say, dataset_dir=dataset_dir))
+    elf = image.elf
     if not elf.is_file():
         raise UserInputError(f"--elf {elf}: no such file")
     show = (lambda line: err_console.print(escape(line), highlight=False, soft_wrap=True, style="dim")) \
@@ -93,7 +95,15 @@ def cmd_mlperf_run(args: argparse.Namespace) -> int:
                           highlight=False)
         if result.median_throughput is not None:
             console.print(f"  median throughput: [bold]{result.median_throughput:,.3f}[/] inf./s", highlight=False)
-        if args.compare and result.windows:
+        scale_ = image.lap_scale
+        if scale_ is not None:
+            median = result.median_throughput
+            console.print(f"  tinyhil: {scale_.est_cycles:,} est. cycles per inference at {target.clock_hz / 1e6:g} "
+                          f"MHz = {scale_.inferences_per_s:,.3f} inf./s (est. latency "
+                          f"{1e3 / scale_.inferences_per_s:.3f} ms; m-lap-us is this estimated time)"
+                          + (f"; the runner's median is {100 * (median / scale_.inferences_per_s - 1):+.2f} % "
+                             "from it" if median else ""), highlight=False)
+        elif args.compare and result.windows:
             try:
                 count, latency = tinyhil_count(elf, target, model_path, dataset_dir, cycle_model=True)
             except Exception as e:  # a comparison only: the runner's figures stand

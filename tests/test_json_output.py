@@ -39,6 +39,9 @@ def test_targets_json_one_object_per_target(capsys: pytest.CaptureFixture[str]) 
     m4 = next(r for r in records if r["name"] == "cortex-m4")
     assert m4["clock_hz"] == 168_000_000 and m4["qemu_machine"] == "mps2-an386"
     assert any("not a chip" in h["reason"] for h in m4["runners_not_here"] if h["runner"] == "board")
+    assert m4["energy_timestamp_pin"] is None
+    f746 = next(r for r in records if r["name"] == "stm32f746")
+    assert f746["energy_timestamp_pin"]["pin"] == "PI3" and f746["energy_timestamp_pin"]["drive"] == "open-drain"
     assert "targets" not in err  # no table anywhere
 
 

@@ -53,6 +53,8 @@ def target_record(t: TargetDescriptor, hosts: Sequence[Hosting]) -> dict[str, An
         "qemu_machine": t.qemu.machine if t.qemu else None,
         "proxy": t.qemu.proxy if t.qemu and t.qemu.proxy else None,
         "description": t.description,
+        "energy_timestamp_pin": ({"pin": t.energy.name, "drive": t.energy.drive, "source": t.energy.source}
+                                 if t.energy is not None else None),
         "runners_here": [{"runner": h.runner, "note": h.reason} for h in hosts if h.ok],
         "runners_not_here": [{"runner": h.runner, "reason": h.reason} for h in hosts if not h.ok],
     }

@@ -79,7 +79,7 @@ def hosting(target: TargetDescriptor, port: str | None = None, system: System | 
         ok = ok and have
         notes = [*more, *notes] if (kind.needs_port and not port) else [*notes, *more]
         if ok:  # only notes, e.g. what installs on first use
-            notes = [n for n in notes if n.startswith("installs")]
+            notes = [n for n in notes if n.startswith(("installs", "found:"))]
         out.append(Hosting(kind.name, ok, "; ".join(notes)))
     return out
 

@@ -131,6 +131,8 @@ def compute_metrics(record: RunRecord, sizes: ElfSizes, target: TargetDescriptor
     est = record.est_cycles if record.ok and record.counter == "instructions" else None
     basis, source = (cycles, "cycles") if cycles is not None else (est, "est_cycles")
     latency = basis / target.clock_hz * 1e3 if basis is not None else None
+    if latency is None:
+        source = ""  # e.g. Renode's instruction count without a timing model: no latency, no source
     if record.counter == "timer" and record.timer_hz and count is not None:
         # A board without a cycle counter: its timer measures time itself.
         source, latency = "timer", count / record.timer_hz * 1e3

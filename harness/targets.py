@@ -125,6 +125,9 @@ class RenodeHost:
 
     platform: str  # a .repl path inside Renode, e.g. platforms/boards/stm32f7_discovery-bb.repl
     uart: str  # the peripheral the DUT protocol speaks on, e.g. sysbus.usart1
+    # Peripherals the chip has and the platform lacks (a .repl snippet loaded after it),
+    # e.g. the STM32F746 platform's missing TIM2, the firmware's timer.
+    repl: str = ""
 
 
 @dataclass(frozen=True)
@@ -411,7 +414,7 @@ def load_target(path: str | Path) -> TargetDescriptor:
     renode = None
     renode_t = host_table("renode", "renode")
     if renode_t is not None:
-        renode = RenodeHost(renode_t.get("platform", str), renode_t.get("uart", str))
+        renode = RenodeHost(renode_t.get("platform", str), renode_t.get("uart", str), renode_t.get("repl", str, ""))
         renode_t.done()
         if chip is None:
             raise renode_t.fail("platform", "Renode runs the chip build: the descriptor needs a [chip] table")

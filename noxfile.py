@@ -7,10 +7,28 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _machine_pyrenode3() -> str | None:
+    """Where the pyrenode3 installed on this machine came from (it is not on PyPI: users
+    install it from its repository), so the tests' venv can have the same one."""
+    import importlib.metadata
+    import json
+
+    try:
+        dist = importlib.metadata.distribution("pyrenode3")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    url = json.loads(dist.read_text("direct_url.json") or "{}").get("url")
+    return str(url) if url else None
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install tinyhil with its test extra and run the test suite."""
+    """Install tinyhil with its test extra and run the test suite (with the machine's own
+    pyrenode3 too, when it has one, so the Renode tests run through it)."""
     session.install("-e", ".[test]")
+    pyrenode3 = _machine_pyrenode3()
+    if pyrenode3:
+        session.install(pyrenode3)
     session.run("pytest", *session.posargs)
 
 

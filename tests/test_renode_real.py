@@ -85,3 +85,14 @@ def test_targets_names_the_renode_it_found(capsys: pytest.CaptureFixture[str], r
         assert install.command in here["note"] and install.version in here["note"]
     assert any(h["runner"] == "renode" and "STM32L4R5" in h["reason"]
                for h in records["nucleo-l4r5zi"]["runners_not_here"])
+
+
+def test_a_renode_path_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     shared_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYHIL_RENODE", "")  # --renode sets it for the process: restored after the test
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--target", "stm32f405", "--runner", "renode", "--renode", str(tmp_path / "nope"),
+              "--model", "ad", "--out", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    assert exc.value.code != 0 and len(err.strip().splitlines()) == 1
+    assert f"Renode {tmp_path / 'nope'} (--renode / TINYHIL_RENODE): not there" in err

@@ -39,6 +39,10 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
         for spec in engines:
             check_model(spec, load_model(path), targets)
     plans = accuracy_plans(args, models)
+    if getattr(args, "renode", None):
+        import os
+
+        os.environ["TINYHIL_RENODE"] = args.renode  # where harness.runners.renode looks first
     # A target the runner cannot host is exit 2; its tools are installed or named.
     runner = prepare_runner(args.runner, args.port, targets)
     cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
@@ -304,6 +308,9 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--runner", choices=[k.name for k in runners.kinds()], default="qemu",
                    help="where the firmware runs (default qemu; `tinyhil targets` says what works here)")
+    p.add_argument("--renode", metavar="PATH",
+                   help="--runner renode: the `renode` command or a Renode directory (default: TINYHIL_RENODE, "
+                        "else `renode` on PATH)")
     p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
                                   "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
     p.add_argument("--accuracy", action="store_true",

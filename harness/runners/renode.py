@@ -224,8 +224,8 @@ def find_renode() -> RenodeInstall | None:
         p = Path(explicit).expanduser()
         command = str(p / "renode") if p.is_dir() else str(p)
         if not Path(command).is_file():
-            raise ToolMissingError(f"TINYHIL_RENODE={explicit}: no Renode there (expected the `renode` command or "
-                                   "a Renode directory holding it)")
+            raise ToolMissingError(f"Renode {explicit} (--renode / TINYHIL_RENODE): not there; expected the "
+                                   "`renode` command or a Renode directory holding it")
     else:
         command = shutil.which("renode")
     install = None

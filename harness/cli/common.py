@@ -42,3 +42,13 @@ def print_json_lines(records: Iterable[Any]) -> None:
     for record in records:
         sys.stdout.write(json.dumps(record, sort_keys=False, default=str) + "\n")
         sys.stdout.flush()
+
+
+def add_fetch_options(fetch: Any, what: str, default_dest: str) -> None:
+    """``--dest``, ``--url-template`` and ``--force`` of the commands that fetch pinned
+    sources with git (tflm, models, mlperf)."""
+    fetch.add_argument("--dest", help=f"where the {what} go (default {default_dest}, under TINYHIL_CACHE)")
+    fetch.add_argument("--url-template", help="git URL of each repository from {repo} (owner/name), {owner} "
+                                              "and {name}; default https://github.com/{repo}.git (a mirror: "
+                                              "'/srv/mirror/{owner}+{name}.git')")
+    fetch.add_argument("--force", action="store_true", help=f"fetch again even when the {what} are present")

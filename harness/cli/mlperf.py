@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from harness.cli.common import console, err_console
+from harness.cli.common import add_fetch_options, console, err_console
 
 
 def _say(message: str) -> None:
@@ -133,10 +133,7 @@ def register(sub: Any) -> None:
     mlperf_sub = mlperf.add_subparsers(dest="mlperf_command", required=True)
     fetch = mlperf_sub.add_parser("fetch", help="fetch the runner at the pinned commit "
                                                 "(~/.cache/tinyhil/mlperf-runner/<commit>)")
-    fetch.add_argument("--dest", help="where the runner goes (default ~/.cache/tinyhil/mlperf-runner/<commit>)")
-    fetch.add_argument("--url-template", help="git URL of the repository from {repo} (owner/name), {owner} and "
-                                              "{name}; default https://github.com/{repo}.git")
-    fetch.add_argument("--force", action="store_true", help="fetch again even when the runner is present")
+    add_fetch_options(fetch, "runner's files", "~/.cache/tinyhil/mlperf-runner/<commit>")
     fetch.set_defaults(func=cmd_mlperf_fetch)
     run = mlperf_sub.add_parser("run", help="run the runner, as shipped, on a firmware under QEMU")
     run.add_argument("--target", default="cortex-m4", help="the target (default cortex-m4)")

@@ -9,7 +9,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import console, err_console, print_json_lines
+from harness.cli.common import add_fetch_options, console, err_console, print_json_lines
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
@@ -122,13 +122,10 @@ def register(sub: Any) -> None:
     models_sub = models.add_subparsers(dest="models_command", required=True)
     fetch = models_sub.add_parser("fetch", help="fetch the MLPerf Tiny models and datasets at the pinned commits, "
                                                 "each file checked against its pinned sha256")
-    fetch.add_argument("--dest", help="where the files go (default ~/.cache/tinyhil/models, under TINYHIL_CACHE)")
-    fetch.add_argument("--url-template", help="git URL of each repository from {repo} (owner/name), {owner} "
-                                              "and {name}; default https://github.com/{repo}.git")
+    add_fetch_options(fetch, "files", "~/.cache/tinyhil/models")
     fetch.add_argument("--any-commit", action="store_true",
                        help="when a mirror lacks the pinned commit, take its HEAD (every file is still "
                             "checked against its pinned sha256)")
-    fetch.add_argument("--force", action="store_true", help="fetch again even when the files are present")
     fetch.add_argument("--json", action="store_true", help="one JSON line per repository on stdout")
     fetch.set_defaults(func=cmd_models_fetch)
     lst = models_sub.add_parser("list", help="each benchmark's files, where they were found, sha256 ok")

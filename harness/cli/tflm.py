@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from harness.cli.common import console, err_console
+from harness.cli.common import add_fetch_options, console, err_console
 
 
 def cmd_tflm_fetch(args: argparse.Namespace) -> int:
@@ -27,8 +27,5 @@ def register(sub: Any) -> None:
     tflm = sub.add_parser("tflm", help="the TensorFlow Lite Micro engine's source trees")
     tflm_sub = tflm.add_subparsers(dest="tflm_command", required=True)
     fetch = tflm_sub.add_parser("fetch", help="clone TFLM and its third-party code at the pinned commits")
-    fetch.add_argument("--dest", help="where the trees go (default ~/.cache/tinyhil/tflm, under TINYHIL_CACHE)")
-    fetch.add_argument("--url-template", help="git URL of each repository from {repo} (owner/name), {owner} "
-                                              "and {name}; default https://github.com/{repo}.git")
-    fetch.add_argument("--force", action="store_true", help="fetch again even when the trees are present")
+    add_fetch_options(fetch, "trees", "~/.cache/tinyhil/tflm")
     fetch.set_defaults(func=cmd_tflm_fetch)

@@ -146,6 +146,12 @@ def input_bytes(model: Model, sample: Sample) -> bytes:
                     for a, t in zip(sample.inputs, model.input_tensors()))
 
 
+def input_job(model: Model, sample: Sample, **kwargs: Any) -> RunJob:
+    """A RunJob loading ``sample``, sent over ``db`` as ``model``'s EnergyRunner bytes
+    (harness/mlperf.py: the firmware converts them back to the input)."""
+    return RunJob(input_bytes(model, sample), wire=input_wire(model), **kwargs)
+
+
 # --------------------------------------------------------------------------- accuracy
 
 @dataclass(frozen=True)
@@ -321,8 +327,7 @@ def profile_case(model: Model, target: TargetDescriptor, runner: Runner, sample:
     note("building the profiling firmware")
     image = build_firmware(generate(model), target, extra_cflags=PROFILE_CFLAGS)
     note(f"profiling under {runner.name}")
-    record = runner.run(image.elf, target, RunJob(input_bytes(model, sample), profile=True, wire=input_wire(model)),
-                        timeout_s)
+    record = runner.run(image.elf, target, input_job(model, sample, profile=True), timeout_s)
     if not record.ok or record.profile is None:
         return f"profile run: {record.error or 'no profile in the reply'}"
     prof = record.profile
@@ -366,8 +371,7 @@ def run_case(case: BenchCase, runner: Runner, runs: int, warmup: int, timeout_s:
     with ThreadPoolExecutor(max_workers=1) as pool:
         host_future = pool.submit(reference_outputs, model, samples) if samples else None
         note(f"running under {runner.name}")
-        record = runner.run(image.elf, target,
-                            RunJob(input_bytes(model, sample), runs, warmup, wire=input_wire(model)), timeout_s)
+        record = runner.run(image.elf, target, input_job(model, sample, runs=runs, warmup=warmup), timeout_s)
         fw_outputs: tuple[bytes, ...] = ()
         if samples and record.ok:
             # One more firmware session for the whole dataset; it counts nothing.

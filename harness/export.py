@@ -56,16 +56,12 @@ class LapScale:
 def measure_lap_scale(model: Model, target: TargetDescriptor, engine: Any, runner: Any, timeout_s: float,
                       progress: Progress, dataset_dir: Path | None = None) -> LapScale:
     """One inference of the bench's image on the bench's input under QEMU with the timing model."""
-    from harness.bench import fixed_input, input_bytes
+    from harness.bench import fixed_input, input_job
     from harness.engines.dispatch import build_image
-    from harness.mlperf import input_wire
-    from harness.runners.base import RunJob
 
     built = build_image(engine, model, target, runner, timeout_s, progress)
     progress("measuring the core's cycles per instruction on this model (QEMU + timing model)")
-    sample = fixed_input(model, dataset_dir)
-    record = runner.run(built.image.elf, target, RunJob(input_bytes(model, sample), wire=input_wire(model)),
-                        timeout_s)
+    record = runner.run(built.image.elf, target, input_job(model, fixed_input(model, dataset_dir)), timeout_s)
     if not record.ok:
         raise BuildError(f"{model.name} on {target.name}: the run that measures m-lap-us's scale failed: "
                          f"{record.error}")
@@ -74,6 +70,15 @@ def measure_lap_scale(model: Model, target: TargetDescriptor, engine: Any, runne
                              "m-lap-us cannot report the target's time; pass --lap-scale none for QEMU's "
                              "1-GHz virtual time")
     return LapScale(record.count_per_inference, int(record.est_cycles), target.clock_hz, record.cycle_model)
+
+
+def check_energy(runner_name: str, energy: bool) -> None:
+    """Energy mode pulses a GPIO of the chip: a board build only."""
+    from harness.runners import get as runner_kind
+
+    if energy and runner_kind(runner_name).build_variant == "emulator":
+        raise UserInputError("--energy is for a board (--runner board): the timestamp pin is a GPIO of the chip, "
+                             "and QEMU has no power monitor to pulse")
 
 
 def with_lap_scale(target: TargetDescriptor, scale: LapScale) -> TargetDescriptor:
@@ -98,10 +103,8 @@ def export_firmware(model: Model, target: TargetDescriptor, engine: Any, runner:
     if lap_scale is not None:
         build_target = with_lap_scale(build_target, lap_scale)
     extra: list[tuple[str, str]] = []
+    check_energy(runner_name, energy)
     if energy:
-        if variant == "emulator":
-            raise UserInputError("--energy is for a board (--runner board): the timestamp pin is a GPIO of the "
-                                 f"chip; {target.name} under QEMU has no power monitor to pulse")
         extra.append(("TH_ENERGY_MODE", "1"))
         for flag in energy_defines(build_target):  # -DNAME=VALUE (the pin's are in the chip build)
             name, _, value = flag.removeprefix("-D").partition("=")

@@ -20,6 +20,7 @@ input it holds, so the device's conversion gives back exactly that input.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -32,15 +33,17 @@ Wire = Literal["raw", "uint8", "float32"]
 BENCHMARK_IDS = {"kws": "kws01", "vww": "vww01", "ic": "ic01", "ad": "ad01"}
 
 
+@cache
+def _ids_by_sha256() -> dict[str, str]:
+    from harness.models import pinned_files
+
+    return {f.sha256: BENCHMARK_IDS[f.benchmark] for f in pinned_files() if f.kind == "model"}
+
+
 def mlperf_id(model: Model) -> str | None:
     """``kws01``/``vww01``/``ic01``/``ad01`` for the MLPerf Tiny reference int8 models
     (by sha256), else None."""
-    from harness.models import pinned_files
-
-    for f in pinned_files():
-        if f.kind == "model" and f.sha256 == model.sha256:
-            return BENCHMARK_IDS[f.benchmark]
-    return None
+    return _ids_by_sha256().get(model.sha256)
 
 
 def input_wire(model: Model) -> Wire:

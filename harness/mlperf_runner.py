@@ -290,12 +290,6 @@ def runner_image(target: TargetDescriptor, model_path: Path, progress: Progress 
     return RunnerImage(built.image.elf, scale)
 
 
-def runner_firmware(target: TargetDescriptor, model_path: Path, progress: Progress | None = None,
-                    timeout_s: float = 900.0) -> Path:
-    """:func:`runner_image`'s ELF."""
-    return runner_image(target, model_path, progress, timeout_s).elf
-
-
 @contextmanager
 def serve_firmware(elf: Path, target: TargetDescriptor, qemu: str | None = None,
                    timeout_s: float = 60.0) -> Iterator[str]:
@@ -359,15 +353,14 @@ def tinyhil_count(elf: Path, target: TargetDescriptor, model_path: Path, dataset
     ``cycle_model``, the est. latency in ms (None when the target has no timing model).
 
     Raises RunnerError when the run fails."""
-    from harness.bench import fixed_input, input_bytes
+    from harness.bench import fixed_input, input_job
     from harness.metrics import compute_metrics, elf_sizes
     from harness.model import load_model
-    from harness.runners.base import RunJob
     from harness.runners.qemu import QemuRunner
 
     model = load_model(model_path)
     record = QemuRunner(cycle_model=cycle_model).run(
-        elf, target, RunJob(input_bytes(model, fixed_input(model, dataset_dir)), runs, 1), timeout_s)
+        elf, target, input_job(model, fixed_input(model, dataset_dir), runs=runs, warmup=1), timeout_s)
     if not record.ok:
         raise RunnerError(f"tinyhil's own run of {elf.name} failed: {record.error or record.invoke_status}")
     latency = compute_metrics(record, elf_sizes(elf), target).latency_ms if cycle_model else None
@@ -549,5 +542,5 @@ def iterations_scale(loop_s: float, min_loop_s: float = 15.0) -> int:
 
 __all__ = ["BENCHMARK_IDS", "ENV_VAR", "FETCH_COMMAND", "RUNNER_COMMIT", "RUNNER_REPO", "RunnerResult",
            "fetch_runner", "is_runner", "iterations_scale", "make_runner_datasets", "missing_dependencies",
-           "parse_output", "performance_script", "run_runner", "runner_cache", "runner_dir", "runner_firmware",
+           "parse_output", "performance_script", "run_runner", "runner_cache", "runner_dir", "runner_image",
            "serve_firmware", "shim_command", "tinyhil_count"]

@@ -18,7 +18,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from harness.build import check_cache_writable
     from harness.cli.progress import progress_display
     from harness.engines.dispatch import check_model, parse_engines
-    from harness.export import export_firmware, measure_lap_scale
+    from harness.export import check_energy, export_firmware, measure_lap_scale
     from harness.hosting import prepare_runner
     from harness.model import load_model
     from harness.targets import find_target
@@ -26,9 +26,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"-o {args.output}: not a directory (the firmware's files go inside one)")
-    if args.energy and args.runner == "qemu":
-        raise UserInputError("--energy is for a board (--runner board): the timestamp pin is a GPIO of the chip, "
-                             "and QEMU has no power monitor to pulse")
+    check_energy(args.runner, args.energy)  # before minutes of measuring
     if args.lap_scale not in ("auto", "none"):
         raise UserInputError(f"--lap-scale {args.lap_scale!r}: expected auto or none")
     check_cache_writable()

@@ -56,13 +56,11 @@ def cmd_cycles_overhead(args: argparse.Namespace) -> int:
     """What the timing model costs: each model's QEMU session with and without the plugin."""
     import time
 
-    from harness.bench import fixed_input, input_bytes, resolve_models
+    from harness.bench import fixed_input, input_job, resolve_models
     from harness.build import build_firmware
     from harness.engines.builtin import generate
     from harness.errors import RunnerError
-    from harness.mlperf import input_wire
     from harness.model import load_model
-    from harness.runners.base import RunJob
     from harness.runners.qemu import QemuRunner
     from harness.targets import find_target
 
@@ -77,7 +75,7 @@ def cmd_cycles_overhead(args: argparse.Namespace) -> int:
     for bench, path, ds in resolve_models(args.model):
         model = load_model(path)
         image = build_firmware(generate(model), target)
-        job = RunJob(input_bytes(model, fixed_input(model, ds)), runs=args.runs, wire=input_wire(model))
+        job = input_job(model, fixed_input(model, ds), runs=args.runs)
         walls = []
         count = 0
         for with_model in (False, True):

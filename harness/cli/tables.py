@@ -9,7 +9,7 @@ Full detail (every split, every source) stays in --json, the CSV and the HTML re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from rich import box
 from rich.table import Table
@@ -19,13 +19,15 @@ from rich.text import Text
 class CompactTable(Table):
     """A rich Table that keeps every number of every cell whole (see the module doc)."""
 
-    whole_words: list[Any] = []  # columns whose every word stays whole (short words: a status)
+    def __init__(self, *args: Any, whole_words: Iterable[int] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.whole_words = frozenset(whole_words)  # columns whose every word stays whole (a status)
 
     def add_row(self, *renderables: Any, **kwargs: Any) -> None:
         super().add_row(*renderables, **kwargs)
-        for column, cell in zip(self.columns, renderables):
+        for i, (column, cell) in enumerate(zip(self.columns, renderables)):
             if isinstance(cell, str):
-                self._widen(column, Text.from_markup(cell).plain, words=column in self.whole_words)
+                self._widen(column, Text.from_markup(cell).plain, words=i in self.whole_words)
 
     @staticmethod
     def _widen(column: Any, plain: str, words: bool = False) -> None:
@@ -41,13 +43,10 @@ def compact_table(title: str, columns: list[str]) -> CompactTable:
     """A table that fits 100 columns: a column name ending in ``#`` is a number column
     (right-aligned), one ending in ``!`` keeps its words whole (a status), the others
     fold when space runs out; a newline in a name breaks the header over two lines."""
-    table = CompactTable(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=True,
-                         collapse_padding=True)
-    table.whole_words = []
+    table = CompactTable(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=True, collapse_padding=True,
+                         whole_words=(i for i, c in enumerate(columns) if c.endswith("!")))
     for c in columns:
         name = c[:-1] if c[-1] in "#!" else c
         table.add_column(name, justify="right" if c.endswith("#") else "left", overflow="fold")
         CompactTable._widen(table.columns[-1], name, words=True)
-        if c.endswith("!"):
-            table.whole_words.append(table.columns[-1])
     return table

@@ -232,8 +232,9 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
 
     Raises UserInputError when the board reports no hardware cycles (a timer-only part).
     """
-    from harness.bench import fixed_input, input_bytes
-    from harness.mlperf import to_wire
+    from dataclasses import replace
+
+    from harness.bench import fixed_input, input_job
     from harness.build import build_firmware, variant_target
     from harness.cycles import load_core_table
     from harness.engines.builtin import generate
@@ -248,14 +249,14 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
     measured: list[float] = []
     estimated: list[float] = []
     inside: list[dict[str, float]] = []
-    runs: list[tuple[str, Path, bytes]] = []
+    runs: list[tuple[str, Path, RunJob]] = []
     for name, model_path in benchmarks:
         model = load_model(model_path)
         gen = generate(model)
-        data = to_wire(model, input_bytes(model, fixed_input(model, None)))  # the db bytes
+        job = input_job(model, fixed_input(model, None))
         note(f"{name}: on the board")
         board_image = build_firmware(gen, variant_target(target, getattr(board, "build_variant", "board")))
-        rec = board.run(board_image.elf, target, RunJob(data, runs=2, warmup=1), timeout_s)
+        rec = board.run(board_image.elf, target, replace(job, runs=2, warmup=1), timeout_s)
         if not rec.ok:
             raise RunnerError(f"calibration run of {name} on the board failed: {rec.error}")
         if rec.counter != "cycles":
@@ -263,20 +264,20 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
                                  "calibration needs a core cycle counter (DWT CYCCNT)")
         note(f"{name}: under QEMU with the model")
         image = build_firmware(gen, target)
-        q = QemuRunner(qemu, cycle_table=table).run(image.elf, target, RunJob(data), timeout_s)
+        q = QemuRunner(qemu, cycle_table=table).run(image.elf, target, job, timeout_s)
         if not q.ok or q.est_cycles is None:
             raise RunnerError(f"calibration run of {name} under QEMU failed: {q.error or 'no est. cycles'}")
         measured.append(rec.count_per_inference)
         estimated.append(q.est_cycles)
         inside.append(dict(q.cycle_classes or {}))
-        runs.append((name, image.elf, data))
+        runs.append((name, image.elf, job))
     fitted = fit_costs(measured, estimated, inside, base)
     changed = {k: v for k, v in fitted.items() if v != base[k]}
     after_table = table.with_costs(changed)
     rows = []
-    for (name, elf, data), truth, before in zip(runs, measured, estimated):
+    for (name, elf, job), truth, before in zip(runs, measured, estimated):
         note(f"{name}: under QEMU with the fitted costs")
-        q = QemuRunner(qemu, cycle_table=after_table).run(elf, target, RunJob(data), timeout_s)
+        q = QemuRunner(qemu, cycle_table=after_table).run(elf, target, job, timeout_s)
         rows.append(CalibrationRow(name, int(truth), int(before), int(q.est_cycles or 0)))
     stored: Path | None = None
     if write:

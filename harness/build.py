@@ -50,7 +50,8 @@ PROFILE_CFLAGS = ("-DTH_PROFILE", "-include", "th_profile.h")
 ARM_GCC_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi")
 QEMU_PACKAGES = ("qemu-system-arm",)
 # qemu-system-<system> -> the Debian packages that ship it.
-QEMU_SYSTEMS = {"arm": QEMU_PACKAGES, "riscv32": ("qemu-system-misc",)}
+# Debian's qemu-system-xtensa has no ESP32 machine: Espressif's is found by harness.runners.espqemu.
+QEMU_SYSTEMS = {"arm": QEMU_PACKAGES, "riscv32": ("qemu-system-misc",), "xtensa": ()}
 
 Progress = Callable[[str], None]
 
@@ -66,6 +67,9 @@ class ToolchainSpec:
     ldflags: tuple[str, ...]
     hint: str = ""  # how to get it when it is not packaged
     specs: tuple[str, ...] = ()  # gcc specs files the C library must provide
+    # When the compiler is not here: "lx106", Debian's Xtensa compiler with tinyhil's
+    # libgcc helpers (harness/lx106.py), which runs on the ESP32's and ESP32-S3's cores.
+    fallback: str = ""
 
 
 TOOLCHAINS = {
@@ -74,13 +78,14 @@ TOOLCHAINS = {
     "riscv64-unknown-elf": ToolchainSpec(
         "riscv64-unknown-elf-", ("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf"),
         ("--specs=picolibc.specs", "-nostartfiles", "-Wl,--gc-sections"), specs=("picolibc.specs",)),
-    # Espressif's compilers for ESP32 (LX6) and ESP32-S3 (LX7) come with ESP-IDF only.
+    # Espressif's compilers for ESP32 (LX6) and ESP32-S3 (LX7) come with ESP-IDF only;
+    # without them, Debian's lx106 compiler (call0 code, a subset of both cores).
     "xtensa-esp32-elf": ToolchainSpec(
         "xtensa-esp32-elf-", (), ("-nostartfiles", "-Wl,--gc-sections"),
-        hint="install ESP-IDF and run its export.sh (Debian does not package it)"),
+        hint="install ESP-IDF and run its export.sh (Debian does not package it)", fallback="lx106"),
     "xtensa-esp32s3-elf": ToolchainSpec(
         "xtensa-esp32s3-elf-", (), ("-nostartfiles", "-Wl,--gc-sections"),
-        hint="install ESP-IDF and run its export.sh (Debian does not package it)"),
+        hint="install ESP-IDF and run its export.sh (Debian does not package it)", fallback="lx106"),
 }
 
 
@@ -161,13 +166,21 @@ def find_toolchain(install: bool = True, system: System | None = None,
 
     Debian-packaged toolchains (arm-none-eabi + newlib, riscv64-unknown-elf +
     picolibc) are installed via apt-get when missing and allowed; the others
-    (ESP-IDF's xtensa compilers) raise ToolMissingError saying where to get them.
+    (ESP-IDF's xtensa compilers) fall back to Debian's lx106 compiler (harness/lx106.py) or raise
+    ToolMissingError saying where to get them.
     """
     sys_ = system or System()
     spec = TOOLCHAINS[name]
     program = f"{spec.prefix}gcc"
     if not spec.packages:
         found = sys_.which(program)
+        if not found and spec.fallback == "lx106":
+            from harness import lx106
+
+            try:
+                return lx106.find_toolchain(install, sys_)
+            except ToolMissingError as e:
+                raise ToolMissingError(f"{program} not found ({spec.hint}), and no fallback: {e}") from None
         if not found:
             raise ToolMissingError(f"{program} not found ({spec.hint})")
         gcc = Path(found)
@@ -221,7 +234,12 @@ def _gcc_version(gcc: Path) -> str:
 
 
 def find_qemu(install: bool = True, system: System | None = None, qemu_system: str = "arm") -> Path:
-    """qemu-system-<qemu_system> (arm, riscv32), installed via apt-get when missing and allowed."""
+    """qemu-system-<qemu_system> (arm, riscv32), installed via apt-get when missing and allowed;
+    xtensa: Espressif's QEMU, which the user installs (:func:`harness.runners.espqemu.find_qemu_xtensa`)."""
+    if qemu_system == "xtensa":
+        from harness.runners.espqemu import find_qemu_xtensa
+
+        return find_qemu_xtensa()
     return ensure_tool(f"qemu-system-{qemu_system}", QEMU_SYSTEMS[qemu_system], install, system)
 
 
@@ -442,9 +460,13 @@ def variant_target(target: TargetDescriptor, variant: str) -> TargetDescriptor:
     "emulator" is the descriptor as is; "chip" the ``[chip]`` board family,
     defines and memory origins; "board" the chip build plus the cycle counter
     and clock setup defines (``TH_COUNTER_CYCLES``, ``TH_CLOCK_SETUP``, ``TH_CPU_HZ``).
+    A target whose QEMU machine is the chip itself (``[qemu] boot = "rom"``,
+    Espressif's QEMU) runs the board build there: its "emulator" build is "board".
     """
     if variant == "emulator":
-        return target
+        if target.qemu is None or target.qemu.boot != "rom":
+            return target
+        variant = "board"
     if variant not in BUILD_VARIANTS:
         raise ValueError(f"unknown build variant {variant!r} (known: {', '.join(BUILD_VARIANTS)})")
     chip = target.chip_target()

@@ -150,8 +150,10 @@ class Dut:
         waiting = int(getattr(self.port, "in_waiting", 0) or 0) if chunk else 0
         return chunk + self.port.read(waiting) if waiting else chunk
 
-    def read_until_ready(self, timeout_s: float | None = None) -> list[str]:
-        """Lines up to (not including) ``m-ready``; ``e-`` lines raise after it arrives."""
+    def read_until_ready(self, timeout_s: float | None = None, boot_text: bool = False) -> list[str]:
+        """Lines up to (not including) ``m-ready``; ``e-`` lines raise after it arrives.
+        With ``boot_text`` the lines before the first protocol line are a ROM's boot
+        text (the ESP32's "ets Jun  8 2016 ...", "entry 0x..."): skipped, kept in the transcript."""
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
         lines: list[str] = []
         while True:
@@ -160,6 +162,8 @@ class Dut:
                 continue
             if line == READY:
                 break
+            if boot_text and not lines and not line.startswith(("m-", "e-")):
+                continue
             if not line.startswith(("m-", "e-")):
                 raise DutProtocolError(f"garbled line from the device: '{line[:80]}'")
             lines.append(line)
@@ -178,10 +182,12 @@ class Dut:
         :func:`firmware_build_id`) the session is refused unless the banner is
         complete (its first line is the first line the connection carried) and
         names that build: a connection that began mid-stream, or to another
-        firmware, is a DutProtocolError saying which.
+        firmware, is a DutProtocolError saying which. What a chip's ROM prints
+        before the firmware starts (lines that are not protocol lines, before the
+        first that is) is skipped; the transcript keeps it.
         """
         if expect_build is None:
-            lines = self.read_until_ready(timeout_s)
+            lines = self.read_until_ready(timeout_s, boot_text=True)
         else:
             deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
             lines = []
@@ -189,7 +195,7 @@ class Dut:
                 line = self._readline(deadline)
                 if line == READY:
                     break
-                if line:
+                if line and (lines or line.startswith(("m-", "e-"))):  # before: a ROM's boot text
                     lines.append(line)
             if not lines or lines[0] != BANNER_FIRST:
                 first = lines[0] if lines else "m-ready"

@@ -14,6 +14,7 @@ emulator; ``est_cycles`` are instructions times the target's documented CPI;
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -213,7 +214,7 @@ class LayerOp:
 
 
 def layer_rows(ops: Sequence[LayerOp], ticks: Sequence[tuple[int, int]],
-               units_per_tick: int) -> list[dict[str, Any]]:
+               units_per_tick: int | Fraction) -> list[dict[str, Any]]:
     """Per-layer rows (execution order) from the firmware's (op index, ticks) pairs:
     index, op, output_shape, macs, count (ticks x units_per_tick: instructions on
     QEMU) and macs_per_count (None for an op without MACs or a zero count)."""
@@ -223,7 +224,7 @@ def layer_rows(ops: Sequence[LayerOp], ticks: Sequence[tuple[int, int]],
         o = by_index.get(index)
         if o is None:
             raise ValueError(f"profile names op #{index}, which the model does not have")
-        count = t * units_per_tick
+        count = round(t * units_per_tick)
         rows.append({"index": o.index, "op": o.op, "output_shape": list(o.output_shape), "macs": o.macs,
                      "count": count, "macs_per_count": (o.macs / count) if o.macs and count else None})
     return rows

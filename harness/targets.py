@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,16 @@ class QemuHost:
 
     machine: str  # -M value
     # Under `-icount shift=0` one instruction is 1 ns of virtual time; the board
-    # timer's rate turns its ticks into instructions (e.g. 25 MHz -> 40).
-    instructions_per_tick: int
+    # timer's rate turns its ticks into instructions (e.g. 25 MHz -> 40; the
+    # ESP32's CCOUNT at 240 MHz -> 25/6, written "25/6" in the descriptor).
+    instructions_per_tick: int | Fraction
     # When the QEMU machine is not the target chip itself, this says what it is.
     proxy: str = ""
     system: str = "arm"  # qemu-system-<system>, from the core's architecture
+    # "kernel": the emulator build, loaded with -kernel. "rom": the machine is the
+    # chip itself (Espressif's QEMU): the board build ([chip] layout, clock setup)
+    # boots through the chip's ROM from an esptool flash image (harness/runners/espqemu.py).
+    boot: str = "kernel"
 
 
 @dataclass(frozen=True)
@@ -301,6 +307,21 @@ class _Fields:
             raise self.fail(unknown[0], f"unknown key (known: {', '.join(sorted(self.used))})")
 
 
+def _ratio(t: _Fields, key: str) -> int | Fraction:
+    """A positive integer, or an exact ratio written as a string "p/q" (e.g. "25/6")."""
+    value = t.table.get(key)
+    if isinstance(value, str):
+        t.used.add(key)
+        try:
+            ratio = Fraction(value.replace(" ", ""))
+        except (ValueError, ZeroDivisionError):
+            raise t.fail(key, f'expected an integer or a ratio "p/q", got {value!r}') from None
+        if ratio <= 0:
+            raise t.fail(key, f"must be positive, got {value!r}")
+        return ratio.numerator if ratio.denominator == 1 else ratio
+    return int(t.positive(key))
+
+
 def _memory(f: _Fields, key: str) -> MemoryRegion:
     m = f.sub(key)
     assert m is not None
@@ -381,13 +402,22 @@ def load_target(path: str | Path) -> TargetDescriptor:
     qemu = None
     qemu_t = host_table("qemu", "qemu")
     if qemu_t is not None:
-        system = {"cortex-m": "arm", "riscv": "riscv32"}.get(CORES[core].arch)
+        system = {"cortex-m": "arm", "riscv": "riscv32", "xtensa": "xtensa"}.get(CORES[core].arch)
         if system is None:
             raise qemu_t.fail("machine", f"QEMU hosts no {CORES[core].arch} core here; "
                                          'say why with unsupported = "..." instead')
-        qemu = QemuHost(qemu_t.get("machine", str), qemu_t.positive("instructions_per_tick"),
-                        qemu_t.get("proxy", str, ""), system)
+        boot = qemu_t.get("boot", str, "kernel")
+        if boot not in ("kernel", "rom"):
+            raise qemu_t.fail("boot", f'must be "kernel" or "rom", got {boot!r}')
+        if (boot == "rom") != (system == "xtensa"):
+            raise qemu_t.fail("boot", 'boot = "rom" is for Espressif\'s Xtensa machines (an esptool image '
+                                      "through the chip's ROM), and those boot only that way")
+        qemu = QemuHost(qemu_t.get("machine", str), _ratio(qemu_t, "instructions_per_tick"),
+                        qemu_t.get("proxy", str, ""), system, boot)
         qemu_t.done()
+
+    if qemu is not None and qemu.boot == "rom" and "chip" not in f.table:
+        raise DescriptorError(f'{p}: [qemu] boot = "rom" runs the [chip] build: add a [chip] table')
 
     chip = None
     chip_t = host_table("chip", "board")

@@ -65,9 +65,34 @@ def test_error_line_is_protocol_error() -> None:
 
 
 def test_garbled_line_is_protocol_error() -> None:
-    dut = Dut(FakePort("\x07\x93garbage here\r\n", {}), 1)
+    """Once the firmware has spoken, a line that is not protocol is an error (boot too)."""
+    dut = Dut(FakePort("m-timestamp-mode-performance\r\n\x07\x93garbage here\r\nm-ready\r\n", {}), 1)
     with pytest.raises(DutProtocolError, match="garbled line"):
         dut.wait_boot()
+
+
+ESP32_ROM_TEXT = ("ets Jul 29 2019 12:21:46\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x12 (SPI_FAST_FLASH_BOOT)\r\n"
+                  "configsip: 0, SPIWP:0xee\r\nmode:DIO, clock div:2\r\nload:0x3ffb0000,len:31548\r\n"
+                  "load:0x40080000,len:26416\r\nentry 0x40085d38\r\n")
+
+
+@pytest.mark.parametrize("expect_build", [None, "0123456789abcdef"])
+def test_rom_boot_text_before_the_banner_is_skipped(expect_build: str | None) -> None:
+    """An ESP32's ROM prints its boot text before the firmware's banner (a board and
+    Espressif's QEMU alike): the session starts at the banner, the transcript keeps the text."""
+    banner = "m-timestamp-mode-performance\r\nm-th-build-[0123456789abcdef]\r\nm-init-done\r\nm-ready\r\n"
+    dut = Dut(FakePort(ESP32_ROM_TEXT + banner, {}), 1)
+    assert dut.wait_boot(expect_build=expect_build) == [
+        "m-timestamp-mode-performance", "m-th-build-[0123456789abcdef]", "m-init-done"]
+    assert dut.build == "0123456789abcdef"
+    assert "entry 0x40085d38" in dut.transcript and "ets Jul 29 2019 12:21:46" in dut.transcript
+
+
+def test_boot_text_does_not_hide_a_banner_that_began_mid_stream() -> None:
+    """Skipping a ROM's text does not accept a banner whose start was lost."""
+    dut = Dut(FakePort(ESP32_ROM_TEXT + "m-th-build-[0123456789abcdef]\r\nm-init-done\r\nm-ready\r\n", {}), 1)
+    with pytest.raises(DutProtocolError, match="began mid-stream"):
+        dut.wait_boot(expect_build="0123456789abcdef")
 
 
 def test_silent_device_times_out() -> None:

@@ -39,10 +39,12 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
         for spec in engines:
             check_model(spec, load_model(path), targets)
     plans = accuracy_plans(args, models)
-    if getattr(args, "renode", None):
-        import os
+    import os
 
+    if getattr(args, "renode", None):
         os.environ["TINYHIL_RENODE"] = args.renode  # where harness.runners.renode looks first
+    if getattr(args, "qemu_xtensa", None):
+        os.environ["TINYHIL_QEMU_XTENSA"] = args.qemu_xtensa  # where harness.runners.espqemu looks first
     # A target the runner cannot host is exit 2; its tools are installed or named.
     runner = prepare_runner(args.runner, args.port, targets)
     cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
@@ -311,6 +313,9 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renode", metavar="PATH",
                    help="--runner renode: the `renode` command or a Renode directory (default: TINYHIL_RENODE, "
                         "else `renode` on PATH)")
+    p.add_argument("--qemu-xtensa", metavar="PATH",
+                   help="the ESP32 targets under QEMU: Espressif's qemu-system-xtensa (or its directory), which "
+                        "has the esp32 machine (default: TINYHIL_QEMU_XTENSA, else the first on PATH that has it)")
     p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
                                   "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
     p.add_argument("--accuracy", action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -43,7 +44,7 @@ class RunRecord:
     counter: str = ""  # "instructions" (emulator), "cycles" (hardware counter) or "timer" (a board's timer)
     ticks: int = 0  # over all timed runs, in the board timer's units
     runs: int = 0
-    units_per_tick: int = 1  # counter units per timer tick
+    units_per_tick: int | Fraction = 1  # counter units per timer tick (ESP32 under QEMU: 25/6)
     timer_hz: int = 0  # ticks per second when counter == "timer" (a board without a cycle counter)
     invoke_status: int = 0
     output: bytes = b""
@@ -73,7 +74,7 @@ class RunRecord:
     @property
     def count_per_inference(self) -> int:
         """Instructions (or cycles) per inference, averaged over the timed runs."""
-        return self.ticks * self.units_per_tick // self.runs if self.runs else 0
+        return int(self.ticks * self.units_per_tick // self.runs) if self.runs else 0
 
 
 class Runner(Protocol):

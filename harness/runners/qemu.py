@@ -1,4 +1,4 @@
-"""QEMU runner: deterministic instruction counts on emulated Cortex-M and RISC-V boards.
+"""QEMU runner: deterministic instruction counts on emulated Cortex-M, RISC-V and ESP32 boards.
 
 QEMU runs with ``-icount shift=0`` (one guest instruction = 1 ns of virtual
 time, so a board timer's ticks convert exactly to instructions and repeat run
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import serial
 
 from harness.dut import Dut, firmware_build_id
-from harness.errors import RunnerError, TinyhilError
+from harness.errors import RunnerError, TinyhilError, ToolMissingError
 from harness.runners.base import RunJob, RunRecord, drive, failed
 from harness.targets import TargetDescriptor
 from harness.transport import StreamPort, connect_unix
@@ -43,23 +43,33 @@ def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | in
     port ``uart`` on 127.0.0.1 (a number: QEMU standing in for a board at
     ``socket://``, in tests); a str is a chardev as is (``"stdio"``: `tinyhil
     cycles` passes the UART through). ``icount=False`` only for runs that count
-    nothing (accuracy); ``extra`` goes before ``-kernel`` (e.g. a TCG plugin)."""
+    nothing (accuracy); ``extra`` goes before ``-kernel`` (e.g. a TCG plugin).
+    A chip that boots through its ROM (``[qemu] boot = "rom"``, Espressif's QEMU)
+    gets its flash image instead of ``-kernel`` (:func:`harness.runners.espqemu.flash_image`)."""
     if target.qemu is None:
         raise RunnerError(f"target {target.name} has no [qemu] section: it cannot run under QEMU")
     # RISC-V virt would otherwise boot OpenSBI first; the firmware is the whole machine.
     bios = ["-bios", "none"] if target.qemu.system == "riscv32" else []
+    if target.qemu.boot == "rom":
+        from harness.runners.espqemu import flash_image
+
+        load = ["-drive", f"file={flash_image(elf, target)},if=mtd,format=raw"]
+        semihosting = []
+    else:
+        load = ["-kernel", str(elf)]
+        semihosting = ["-semihosting-config", "enable=on,target=native"]
     return [
         qemu, "-M", target.qemu.machine, *bios,
         "-display", "none", "-monitor", "none",
         # deterministic: 1 instruction = 1 ns virtual time
         *(["-icount", "shift=0"] if icount else []),
-        "-semihosting-config", "enable=on,target=native",
+        *semihosting,
         # nodelay: without it Nagle holds each reply's tail until the client's
         # delayed ACK (~40 ms a command).
         "-serial", (f"tcp:127.0.0.1:{uart},server=on,wait=on,nodelay=on" if isinstance(uart, int)
                     else uart if isinstance(uart, str) else f"unix:{uart},server=on,wait=on"),
         *extra,
-        "-kernel", str(elf),
+        *load,
     ]
 
 
@@ -128,7 +138,8 @@ class QemuSession:
 
 
 class QemuRunner:
-    """Runs firmware under qemu-system-arm or -riscv32 (by the target's core); counts are `instructions`."""
+    """Runs firmware under qemu-system-arm, -riscv32 or Espressif's -xtensa (by the target's core);
+    counts are `instructions`."""
 
     name = "qemu"
 
@@ -141,7 +152,7 @@ class QemuRunner:
         self._qemu: dict[str, str] = {}
         if qemu is not None:
             system = Path(qemu).name.rpartition("qemu-system-")[2] or "arm"
-            self._qemu[system if system in ("arm", "riscv32") else "arm"] = qemu
+            self._qemu[system if system in ("arm", "riscv32", "xtensa") else "arm"] = qemu
 
     def _qemu_path(self, target: TargetDescriptor) -> str:
         system = target.qemu.system if target.qemu else "arm"
@@ -156,6 +167,10 @@ class QemuRunner:
         """QEMU on ``elf`` with its UART connected (the guest starts when we connect)."""
         qemu = self._qemu_path(target)
         machine = target.qemu.machine if target.qemu else "?"
+        if target.qemu is not None and target.qemu.boot == "rom":
+            from harness.runners.espqemu import flash_image
+
+            flash_image(elf, target)  # made (and failing) here, before a session exists
         return QemuSession(lambda uart: qemu_command(qemu, elf, target, uart, icount, extra), machine, deadline)
 
     def _plugin(self, elf: Path, target: TargetDescriptor, job: RunJob, work: Path) -> tuple[list[str], Path, str]:
@@ -262,6 +277,13 @@ def _host_check(target: TargetDescriptor, port: str | None, system: "System") ->
 
     if target.qemu is None:
         return False, []
+    if target.qemu.system == "xtensa":
+        from harness.runners.espqemu import find_qemu_xtensa
+
+        try:
+            return True, [f"Espressif's QEMU: {find_qemu_xtensa(target.qemu.machine)}"]
+        except ToolMissingError as e:
+            return False, [str(e)]
     ok, note = tool(f"qemu-system-{target.qemu.system}", QEMU_SYSTEMS[target.qemu.system], "", system)
     return ok, [note] if note else []
 
@@ -269,8 +291,13 @@ def _host_check(target: TargetDescriptor, port: str | None, system: "System") ->
 def _create(targets: list[TargetDescriptor], port: str | None) -> QemuRunner:
     from harness.build import find_qemu
 
-    for system in sorted({t.qemu.system for t in targets if t.qemu}):
+    for system in sorted({t.qemu.system for t in targets if t.qemu and t.qemu.system != "xtensa"}):
         find_qemu(qemu_system=system)
+    for t in targets:
+        if t.qemu is not None and t.qemu.system == "xtensa":
+            from harness.runners.espqemu import find_qemu_xtensa
+
+            find_qemu_xtensa(t.qemu.machine)
     return QemuRunner()
 
 

@@ -57,9 +57,14 @@ def measure_lap_scale(model: Model, target: TargetDescriptor, engine: Any, runne
                       progress: Progress, dataset_dir: Path | None = None) -> LapScale:
     """One inference of the bench's image on the bench's input under QEMU with the timing model."""
     from harness.bench import fixed_input, input_job
+    from harness.build import variant_target
     from harness.engines.dispatch import build_image
 
-    built = build_image(engine, model, target, runner, timeout_s, progress)
+    if target.cycle_model.unsupported or not target.cycle_model.table:
+        raise UserInputError(f"target {target.name} has no timing model ({target.cycle_model.unsupported}): "
+                             "m-lap-us cannot report the target's time; pass --lap-scale none for QEMU's "
+                             "1-GHz virtual time")
+    built = build_image(engine, model, variant_target(target, "emulator"), runner, timeout_s, progress)
     progress("measuring the core's cycles per instruction on this model (QEMU + timing model)")
     record = runner.run(built.image.elf, target, input_job(model, fixed_input(model, dataset_dir)), timeout_s)
     if not record.ok:

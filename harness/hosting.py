@@ -55,6 +55,14 @@ def tool(program: str, packages: tuple[str, ...], hint: str, system: System) -> 
 def _compiler(target: TargetDescriptor, variant: str, system: System) -> tuple[bool, str]:
     spec = TOOLCHAINS[target.toolchain]
     ok, note = tool(f"{spec.prefix}gcc", spec.packages, spec.hint, system)
+    if not ok and spec.fallback == "lx106":  # Debian's Xtensa compiler stands in (harness/lx106.py)
+        from harness import lx106
+
+        have, how = tool(f"{lx106.PREFIX}gcc", (*lx106.PACKAGES, "gcc-12-source"), "", system)
+        if have:
+            ok, note = True, how or f"found: Debian's {lx106.PREFIX}gcc ({spec.prefix}gcc is not here)"
+        else:
+            note = f"{note}, or {how}"
     arch = variant_target(target, variant).arch
     if not (ARCH_DIR / arch).is_dir():
         gap = f"no {arch} startup in firmware_templates/arch yet (not ported)"

@@ -37,12 +37,21 @@ def test_every_table_loads_with_a_source_per_class(core: str) -> None:
     assert {"load", "store", "branch", "call"} <= kinds
 
 
+# QEMU targets without a timing table, on purpose: their rows give instructions and no
+# est. cycles (tests/test_esp32.py checks the row). Anything else under QEMU has one.
+NO_TABLE_YET = {"esp32": "no Xtensa LX6 timing table yet"}
+
+
 def test_targets_that_run_under_qemu_have_a_table() -> None:
     for path in sorted(Path(find_target("cortex-m4").path).parent.glob("*.toml")):
         target = find_target(path.stem)
-        if target.qemu is not None:
-            assert not target.cycle_model.unsupported, target.name
-            load_core_table(target.cycle_model.table)
+        if target.qemu is None:
+            continue
+        if target.name in NO_TABLE_YET:
+            assert target.cycle_model.unsupported.startswith(NO_TABLE_YET[target.name]), target.name
+            continue
+        assert not target.cycle_model.unsupported, target.name
+        load_core_table(target.cycle_model.table)
 
 
 def test_a_mnemonic_in_two_classes_is_refused(tmp_path: Path) -> None:

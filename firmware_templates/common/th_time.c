@@ -18,6 +18,9 @@ static uint32_t th_cycles_base;
 static void th_counter_start(void) {
 #ifdef TH_COUNTER_CYCLES
     if (th_use_cycles) {
+#ifdef TH_CYCLES_ALIGN
+        th_cpu_cycles_align(); /* the arch's: counts that repeat under an emulator's clock */
+#endif
         th_cycles_base = th_cpu_cycles();
         return;
     }

@@ -18,6 +18,10 @@ int th_cpu_cycles_init(void);
 /* CCOUNT, the core's clock cycle counter (32 bits). */
 uint32_t th_cpu_cycles(void);
 
+/* Brings CCOUNT's phase to a fixed point where an emulator derives it from
+ * virtual time at a non-integer rate (built with -DTH_CYCLES_ALIGN; th_cpu.c). */
+void th_cpu_cycles_align(void);
+
 /* Executes an illegal instruction (the fault report's test). */
 void th_cpu_trap(void) __attribute__((noreturn));
 

@@ -14,6 +14,8 @@ suite itself prints nothing.
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -62,25 +64,55 @@ class SuiteEvent:
 OnEvent = Callable[[SuiteEvent], None]
 
 
+class _NotStarted(Exception):
+    """A case the suite did not start because another one raised."""
+
+
 def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
-              on_event: OnEvent | None = None) -> Iterator[ResultRow]:
+              on_event: OnEvent | None = None, jobs: int = 1) -> Iterator[ResultRow]:
     """Run each case and yield its row as soon as it is finished.
 
     User mistakes found before work (bad numbers) raise UserInputError; a case whose
     model does not fit its target yields a ``does_not_fit`` row; a run that fails yields
     a ``failed`` row. Everything else a case raises propagates (the rows already
     yielded are the caller's to keep).
+
+    ``jobs`` > 1 runs that many cases at once (threads: the work is compilers and
+    emulators in their own processes), for runners that host several firmwares at a
+    time (QEMU). Rows come in the order cases finish, each the moment it does; a row is
+    the same as a serial run's (counts are deterministic). Events arrive one at a time
+    (serialized), from the workers' threads. A case that raises stops the others from
+    starting; the running ones finish and their rows are yielded before it propagates.
     """
     options.check()
-    emit = on_event or (lambda _e: None)
+    if jobs < 1:
+        raise UserInputError(f"--jobs {jobs}: expected a number of parallel cases >= 1")
+    lock = threading.Lock()
+    user_emit = on_event or (lambda _e: None)
+
+    def emit(event: SuiteEvent) -> None:
+        with lock:
+            user_emit(event)
+
     total = len(cases)
-    for index, case in enumerate(cases):
+    stop = threading.Event()  # a case raised: the others do not start
+
+    def one(index: int, case: BenchCase) -> ResultRow:
+        if stop.is_set():
+            raise _NotStarted()
+        try:
+            return _one(index, case)
+        except BaseException:
+            stop.set()
+            raise
+
+    def _one(index: int, case: BenchCase) -> ResultRow:
         emit(SuiteEvent("case", case, index, total))
 
-        def note(msg: str, case: BenchCase = case, index: int = index) -> None:
+        def note(msg: str) -> None:
             emit(SuiteEvent("note", case, index, total, message=msg))
 
-        def on_input(done: int, of: int, case: BenchCase = case, index: int = index) -> None:
+        def on_input(done: int, of: int) -> None:
             emit(SuiteEvent("inputs", case, index, total, done=done, of=of))
 
         try:
@@ -90,7 +122,39 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
         except DoesNotFitError as e:
             row = unbuilt_row(case, runner.name, "does_not_fit", str(e).splitlines()[0])
         emit(SuiteEvent("row", case, index, total, row=row))
-        yield row
+        return row
+
+    if jobs == 1 or total <= 1:
+        for index, case in enumerate(cases):
+            yield one(index, case)
+        return
+    pool = ThreadPoolExecutor(max_workers=min(jobs, total), thread_name_prefix="tinyhil-case")
+    pending = {pool.submit(one, i, c) for i, c in enumerate(cases)}
+    error: BaseException | None = None
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future.cancelled():
+                    continue
+                exc = future.exception()
+                if isinstance(exc, _NotStarted):
+                    continue
+                if exc is not None:
+                    if error is None:
+                        error = exc
+                        for other in pending:  # not started: never started
+                            other.cancel()
+                    continue
+                yield future.result()
+    finally:
+        # Ctrl-C or a consumer that stops: no new case starts; running ones are waited for
+        # (their emulators and compilers are children that end with them).
+        for other in pending:
+            other.cancel()
+        pool.shutdown(wait=True)
+    if error is not None:
+        raise error
 
 
 __all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "run_suite"]

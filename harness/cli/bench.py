@@ -53,6 +53,25 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
     return cases, runner, replace(options, accuracy=plans), engines
 
 
+def suite_jobs(args: argparse.Namespace) -> int:
+    """--jobs: how many cases run at once. Default: the CPU count where the runner hosts
+    several firmwares at once (QEMU), else 1; asking a one-at-a-time runner for more is exit 2."""
+    import os
+
+    from harness import runners
+
+    kind = runners.get(args.runner)
+    asked = getattr(args, "jobs", None)
+    if asked is None:
+        return (os.cpu_count() or 1) if kind.parallel else 1
+    if asked < 1:
+        raise UserInputError(f"--jobs {asked}: expected a number of cases to run at once >= 1")
+    if asked > 1 and not kind.parallel:
+        raise UserInputError(f"--jobs {asked}: --runner {args.runner} hosts one firmware at a time "
+                             "(use --jobs 1, or share a lab's boards with a labgrid farm)")
+    return int(asked)
+
+
 def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
               on_row: Callable[[Any], None] | None = None) -> tuple[list[Any], Any]:
     """Run the bench's suite with a progress display, appending each row to ``out`` (and
@@ -62,18 +81,26 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
     from harness.results import RowSink
     from harness.suite import SuiteEvent, run_suite
 
+    jobs = suite_jobs(args)
     cases, runner, options, engines = bench_cases(args)
     sink = RowSink(out, csv)  # checked (and created) before any work
     rows: list[Any] = []
+    case_of_row: dict[int, int] = {}  # id(row) -> its case's index
     with progress_display("bar") as progress:
-        overall = progress.add_task("bench", total=len(cases))
+        overall = progress.add_task("bench" + (f" ({jobs} at once)" if jobs > 1 and len(cases) > 1 else ""),
+                                    total=len(cases))
         inputs: dict[int, Any] = {}
+        running: dict[int, Any] = {}  # with --jobs: one line per case in progress
 
         def show(e: SuiteEvent) -> None:
             label = f"{e.case.benchmark} on {e.case.target.name}" + (
                 f" ({e.case.engine.label})" if len(engines) > 1 else "")
-            if e.kind == "note":
-                progress.update(overall, description=f"{escape(label)}: {escape(e.message)}")
+            if e.kind == "case" and jobs > 1:
+                running[e.index] = progress.add_task(f"  {escape(label)}", total=None)
+            elif e.kind == "note":
+                task = running.get(e.index, overall)
+                progress.update(task, description=f"{'  ' if task != overall else ''}{escape(label)}: "
+                                                  f"{escape(e.message)}")
             elif e.kind == "inputs":
                 if e.index not in inputs:
                     inputs[e.index] = progress.add_task(f"  {escape(label)}: accuracy inputs", total=e.of)
@@ -81,13 +108,18 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
             elif e.kind == "row":
                 if e.index in inputs:
                     progress.remove_task(inputs.pop(e.index))
+                if e.index in running:
+                    progress.remove_task(running.pop(e.index))
+                case_of_row[id(e.row)] = e.index
                 progress.update(overall, description=f"{escape(label)}: done", advance=1)
 
-        for row in run_suite(cases, runner, options, show):
+        for row in run_suite(cases, runner, options, show, jobs=jobs):
             sink.append(row)
             rows.append(row)
             if on_row is not None:
                 on_row(row)
+    # Rows land in the files as cases finish; tables list them in the cases' order.
+    rows.sort(key=lambda r: case_of_row.get(id(r), len(cases)))
     return rows, options
 
 
@@ -300,6 +332,9 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
     p.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="cases at once (default: the CPU count under QEMU, 1 on a board or Renode); rows "
+                        "are written as each case finishes and are the same as one at a time")
     p.add_argument("--engine", action="append", default=[],
                    help="builtin, tflm or a comma list (builtin,tflm); repeatable (default builtin)")
     p.add_argument("--kernels", action="append", default=[],

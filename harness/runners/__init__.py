@@ -37,6 +37,9 @@ class RunnerKind:
     # the runner for these targets, every tool it needs found or installed (raises ToolMissingError)
     create: Callable[[list[TargetDescriptor], str | None], Runner]
     help: str = ""
+    # Hosts several firmwares at once (the suite's --jobs): an emulator in its own
+    # processes can; one board on one port, or Renode in this process, cannot.
+    parallel: bool = False
 
 
 _REGISTRY: dict[str, RunnerKind] = {}

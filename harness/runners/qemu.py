@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +74,14 @@ def qemu_command(qemu: str, elf: Path, target: TargetDescriptor, uart: Path | in
     ]
 
 
+def _dies_with_us() -> list[str]:
+    """A prefix that kills QEMU when the tinyhil that started it dies (killed, not closed):
+    util-linux's setpriv sets the parent-death signal, then execs QEMU. Without it a killed
+    bench left its emulators running, guests waiting on their UARTs, forever."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
+
+
 def private_dir() -> Path:
     """A fresh directory only this user can enter (mode 0700), short enough for a
     Unix socket path (108 bytes): under $TMPDIR, else /tmp."""
@@ -96,7 +105,8 @@ class QemuSession:
         self.stderr_path = self.dir / "qemu.stderr"
         with self.stderr_path.open("wb") as err:
             # stderr to a file: a chatty QEMU cannot block on a full pipe.
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen([*_dies_with_us(), *cmd], stdout=subprocess.DEVNULL, stderr=err,
+                                         stdin=subprocess.DEVNULL)
         self.port: StreamPort | None = None
         try:
             self.port = self._connect(machine, deadline)
@@ -305,7 +315,8 @@ def _register() -> None:
     from harness.runners import RunnerKind, register
 
     register(RunnerKind("qemu", "qemu", "emulator", False, _host_check, _create,
-                        "QEMU with -icount: exact instruction counts and the timing model's est. cycles"))
+                        "QEMU with -icount: exact instruction counts and the timing model's est. cycles",
+                        parallel=True))
 
 
 _register()

@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from harness.bench import AccuracyPlan, BenchCase, run_case, unbuilt_row
 from harness.errors import DoesNotFitError, UserInputError
@@ -64,8 +64,57 @@ class SuiteEvent:
 OnEvent = Callable[[SuiteEvent], None]
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
 class _NotStarted(Exception):
-    """A case the suite did not start because another one raised."""
+    """Work :func:`in_parallel` did not start because another item raised."""
+
+
+def in_parallel(items: Sequence[T], work: Callable[[T], R], jobs: int) -> Iterator[R]:
+    """``work`` on every item, ``jobs`` at a time (threads), each result yielded as soon as
+    it is ready (in order when ``jobs`` is 1). When one raises, no other starts; those
+    running finish, their results are yielded, then the exception propagates. A consumer
+    that stops early (or Ctrl-C) starts nothing new and waits for the running ones."""
+    if jobs < 1:
+        raise UserInputError(f"--jobs {jobs}: expected a number of cases to run at once >= 1")
+    if jobs == 1 or len(items) <= 1:
+        for item in items:
+            yield work(item)
+        return
+    stop = threading.Event()
+
+    def guarded(item: T) -> R:
+        if stop.is_set():
+            raise _NotStarted()
+        try:
+            return work(item)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="tinyhil-case")
+    pending = {pool.submit(guarded, item) for item in items}
+    error: BaseException | None = None
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                exc = None if future.cancelled() else future.exception()
+                if future.cancelled() or isinstance(exc, _NotStarted):
+                    continue
+                if exc is not None:
+                    error = error or exc
+                    continue
+                yield future.result()
+    finally:
+        stop.set()
+        for other in pending:
+            other.cancel()
+        pool.shutdown(wait=True)
+    if error is not None:
+        raise error
 
 
 def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
@@ -85,8 +134,6 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
     starting; the running ones finish and their rows are yielded before it propagates.
     """
     options.check()
-    if jobs < 1:
-        raise UserInputError(f"--jobs {jobs}: expected a number of parallel cases >= 1")
     lock = threading.Lock()
     user_emit = on_event or (lambda _e: None)
 
@@ -95,18 +142,8 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
             user_emit(event)
 
     total = len(cases)
-    stop = threading.Event()  # a case raised: the others do not start
 
     def one(index: int, case: BenchCase) -> ResultRow:
-        if stop.is_set():
-            raise _NotStarted()
-        try:
-            return _one(index, case)
-        except BaseException:
-            stop.set()
-            raise
-
-    def _one(index: int, case: BenchCase) -> ResultRow:
         emit(SuiteEvent("case", case, index, total))
 
         def note(msg: str) -> None:
@@ -124,37 +161,7 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
         emit(SuiteEvent("row", case, index, total, row=row))
         return row
 
-    if jobs == 1 or total <= 1:
-        for index, case in enumerate(cases):
-            yield one(index, case)
-        return
-    pool = ThreadPoolExecutor(max_workers=min(jobs, total), thread_name_prefix="tinyhil-case")
-    pending = {pool.submit(one, i, c) for i, c in enumerate(cases)}
-    error: BaseException | None = None
-    try:
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                if future.cancelled():
-                    continue
-                exc = future.exception()
-                if isinstance(exc, _NotStarted):
-                    continue
-                if exc is not None:
-                    if error is None:
-                        error = exc
-                        for other in pending:  # not started: never started
-                            other.cancel()
-                    continue
-                yield future.result()
-    finally:
-        # Ctrl-C or a consumer that stops: no new case starts; running ones are waited for
-        # (their emulators and compilers are children that end with them).
-        for other in pending:
-            other.cancel()
-        pool.shutdown(wait=True)
-    if error is not None:
-        raise error
+    yield from in_parallel(list(enumerate(cases)), lambda item: one(*item), jobs)
 
 
-__all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "run_suite"]
+__all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "in_parallel", "run_suite"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,19 +47,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if reference is None or not reference.is_file():
             raise UserInputError(f"--reference-model: no MLPerf reference int8 model for {benchmark} found")
     runner = prepare_runner(args.runner, None, [target])
+    from harness.cli.bench import suite_jobs
+
+    jobs = suite_jobs(args)
     # compare-<time>.jsonl: `tinyhil report` reads it, `baseline update` (bench-*) does not pick it.
     out = _results_out(args.out) if args.out else default_results_path("compare")
     sink = RowSink(out)  # checked before any work; each row is appended as its recipe finishes
     rows = []
+    lock = threading.Lock()
     with err_console.status("compare") as status:
         def note(msg: str) -> None:
-            status.update(f"compare {escape(benchmark)} on {target.name}: {escape(msg)}")
+            with lock:  # --jobs: from the variants' threads
+                status.update(f"compare {escape(benchmark)} on {target.name}: {escape(msg)}")
 
         variants = make_variants(float_model, specs, calibration, reference, note)
         for row in iter_variants(benchmark, float_model, variants, target, runner, samples, dataset,
-                                 args.runs, args.warmup, args.timeout, note):
+                                 args.runs, args.warmup, args.timeout, note, jobs=jobs):
             sink.append(row)
             rows.append(row)
+    order = {v.recipe: i for i, v in enumerate(variants)}
+    rows.sort(key=lambda r: order.get(r.recipe, len(order)))  # the recipes' order, however they finished
     # Fifteen columns: wider than the bench's 160 when piped, so no cell is cut.
     wide = console if console.is_terminal else Console(width=200)
     wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
@@ -136,5 +144,7 @@ def register(sub: Any) -> None:
     compare.add_argument("--runs", type=int, default=1, help="timed inferences per recipe (default 1)")
     compare.add_argument("--warmup", type=int, default=0)
     compare.add_argument("--timeout", type=float, default=600.0, help="seconds per firmware run")
+    compare.add_argument("--jobs", type=int, metavar="N",
+                         help="recipes at once (default: the CPU count under QEMU, 1 on Renode)")
     compare.add_argument("--out", help="JSON lines file for the rows (default results/compare-<time>.jsonl)")
     compare.set_defaults(func=cmd_compare)

@@ -42,7 +42,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
             engine=["builtin,tflm" if kernels else "builtin"], kernels=[",".join(kernels)] if kernels else [],
             target=args.target or ["cortex-m4", "stm32f746"], model=args.model or [], models_dir=args.models_dir,
             tflm_src=args.tflm_src, runs=1, warmup=0, timeout=300.0, runner="qemu", port=None, accuracy=False,
-            dataset=None, limit=None, profile=False)
+            dataset=None, limit=None, profile=False, jobs=args.jobs)
         out = _results_out(args.out)
         bench_rows, _ = run_bench(bench, out)
         rows = [asdict(r) for r in bench_rows]
@@ -108,6 +108,8 @@ def register(sub: Any) -> None:
     perf.add_argument("--tflm-src", help="directory with the TFLM source trees")
     perf.add_argument("--rows", action="append", metavar="JSONL",
                       help="read these result rows instead of running the bench")
+    perf.add_argument("--jobs", type=int, metavar="N",
+                      help="cases at once (default: the CPU count); rows are the same as one at a time")
     perf.add_argument("--out", help="JSON lines file for the rows (default results/bench-<time>.jsonl)")
     perf.add_argument("--json", action="store_true",
                       help="one JSON object per (model, target) line, then one with the goals, on stdout "

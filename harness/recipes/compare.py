@@ -117,35 +117,39 @@ def run_variants(benchmark: str, float_model: Path, variants: Sequence[Variant],
 
 def iter_variants(benchmark: str, float_model: Path, variants: Sequence[Variant], target: TargetDescriptor,
                   runner: Runner, samples: Sequence[Sample], dataset: Path | None, runs: int, warmup: int,
-                  timeout_s: float, progress: Callable[[str], None] | None = None) -> Iterator[ResultRow]:
+                  timeout_s: float, progress: Callable[[str], None] | None = None,
+                  jobs: int = 1) -> Iterator[ResultRow]:
     """:func:`run_variants`, each row yielded as soon as its variant is finished (a variant
-    that does not fit the target is a ``does_not_fit`` row)."""
+    that does not fit the target is a ``does_not_fit`` row); ``jobs`` variants at once
+    (:func:`harness.suite.in_parallel`; ``progress`` is then called from its threads)."""
+    from harness.suite import in_parallel
+
     note = progress or (lambda _m: None)
-    for v in variants:
+
+    def one(v: Variant) -> ResultRow:
         if v.model_path is None:
-            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error)
-            continue
+            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error)
         try:
             model = load_model(v.model_path)
             plan = plan_for(benchmark, model, samples, dataset) if samples else None
+
             def step(msg: str, recipe: str = v.recipe) -> None:
                 note(f"{recipe}: {msg}")
 
             row = run_case(BenchCase(benchmark, v.model_path, None, target), runner, runs, warmup, timeout_s,
                            step, accuracy=plan)
         except DoesNotFitError as e:
-            yield replace(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
-                                     str(e).splitlines()[0]), status="does_not_fit")
-            continue
+            return replace(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
+                                      str(e).splitlines()[0]), status="does_not_fit")
         except TinyhilError as e:
-            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e))
-            continue
+            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e))
         except Exception as e:  # an engine bug on one recipe's model must not lose the other rows
-            yield failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
-                             f"internal error building or running it: {type(e).__name__}: {e}")
-            continue
+            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
+                              f"internal error building or running it: {type(e).__name__}: {e}")
         model_name = row.model if v.recipe == REFERENCE_RECIPE else float_model.stem
-        yield replace(row, recipe=v.recipe, model=model_name)
+        return replace(row, recipe=v.recipe, model=model_name)
+
+    yield from in_parallel(list(variants), one, jobs)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,12 @@ class ResultRow:
     accuracy_dataset_samples: int | None = None
     flash_capacity_bytes: int | None = None
     ram_capacity_bytes: int | None = None
+    # A sharded suite (bench --shard i/N, harness/shard.py): which shard ran the row, the
+    # whole suite's id (the same in every shard) and its number of cases, so a merge of
+    # the shards' rows can tell that every case is there once.
+    shard: str = ""
+    suite_id: str = ""
+    suite_cases: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

@@ -119,7 +119,15 @@ def in_parallel(items: Sequence[T], work: Callable[[T], R], jobs: int) -> Iterat
 
 def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
               on_event: OnEvent | None = None, jobs: int = 1) -> Iterator[ResultRow]:
-    """Run each case and yield its row as soon as it is finished.
+    """Run each case and yield its row as soon as it is finished (:func:`run_suite_indexed`
+    without the cases' indexes)."""
+    for _index, row in run_suite_indexed(cases, runner, options, on_event, jobs):
+        yield row
+
+
+def run_suite_indexed(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
+                      on_event: OnEvent | None = None, jobs: int = 1) -> Iterator[tuple[int, ResultRow]]:
+    """Run each case and yield (its index in ``cases``, its row) as soon as it is finished.
 
     User mistakes found before work (bad numbers) raise UserInputError; a case whose
     model does not fit its target yields a ``does_not_fit`` row; a run that fails yields
@@ -143,7 +151,7 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
 
     total = len(cases)
 
-    def one(index: int, case: BenchCase) -> ResultRow:
+    def one(index: int, case: BenchCase) -> tuple[int, ResultRow]:
         emit(SuiteEvent("case", case, index, total))
 
         def note(msg: str) -> None:
@@ -159,9 +167,9 @@ def run_suite(cases: Sequence[BenchCase], runner: Runner, options: SuiteOptions,
         except DoesNotFitError as e:
             row = unbuilt_row(case, runner.name, "does_not_fit", str(e).splitlines()[0])
         emit(SuiteEvent("row", case, index, total, row=row))
-        return row
+        return index, row
 
     yield from in_parallel(list(enumerate(cases)), lambda item: one(*item), jobs)
 
 
-__all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "in_parallel", "run_suite"]
+__all__ = ["OnEvent", "SuiteEvent", "SuiteOptions", "in_parallel", "run_suite", "run_suite_indexed"]

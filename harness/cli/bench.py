@@ -79,13 +79,22 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
     and the suite options."""
     from harness.cli.progress import progress_display
     from harness.results import RowSink
-    from harness.suite import SuiteEvent, run_suite
+    from harness.suite import SuiteEvent, run_suite_indexed
+
+    from dataclasses import replace
+
+    from harness.shard import parse_shard, select, suite_id
 
     jobs = suite_jobs(args)
+    shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     cases, runner, options, engines = bench_cases(args)
+    stamp: dict[str, Any] = {}
+    if shard is not None:
+        stamp = {"shard": str(shard), "suite_cases": len(cases),
+                 "suite_id": suite_id(cases, (options.runs, options.warmup, options.profile,
+                                              sorted(str(p) for p in options.accuracy), getattr(args, "limit", None)))}
+        cases = select(cases, shard)
     sink = RowSink(out, csv)  # checked (and created) before any work
-    rows: list[Any] = []
-    case_of_row: dict[int, int] = {}  # id(row) -> its case's index
     with progress_display("bar") as progress:
         overall = progress.add_task("bench" + (f" ({jobs} at once)" if jobs > 1 and len(cases) > 1 else ""),
                                     total=len(cases))
@@ -110,16 +119,21 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
                     progress.remove_task(inputs.pop(e.index))
                 if e.index in running:
                     progress.remove_task(running.pop(e.index))
-                case_of_row[id(e.row)] = e.index
                 progress.update(overall, description=f"{escape(label)}: done", advance=1)
 
-        for row in run_suite(cases, runner, options, show, jobs=jobs):
+        indexed: list[tuple[int, Any]] = []
+        for index, row in run_suite_indexed(cases, runner, options, show, jobs=jobs):
+            if stamp:
+                row = replace(row, **stamp)
             sink.append(row)
-            rows.append(row)
+            indexed.append((index, row))
             if on_row is not None:
                 on_row(row)
     # Rows land in the files as cases finish; tables list them in the cases' order.
-    rows.sort(key=lambda r: case_of_row.get(id(r), len(cases)))
+    rows = [row for _index, row in sorted(indexed, key=lambda ir: ir[0])]
+    if shard is not None and not cases:
+        say = err_console if getattr(args, "json", False) else console
+        say.print(f"shard {shard} has no cases: the suite has {stamp['suite_cases']}", highlight=False)
     return rows, options
 
 
@@ -332,6 +346,10 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=1, help="timed inferences per model (default 1)")
     p.add_argument("--warmup", type=int, default=0, help="untimed inferences first (default 0)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per firmware run")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run the I-th of N stable, balanced parts of the suite (CI matrices, several machines); "
+                        "rows name the shard and the suite, and `tinyhil regress --rows` of all shards checks "
+                        "that every case is there once")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="cases at once (default: the CPU count under QEMU, 1 on a board or Renode); rows "
                         "are written as each case finishes and are the same as one at a time")

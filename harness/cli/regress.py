@@ -27,6 +27,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
     benchmarks = [m if m in MLPERF_TINY else Path(m).stem for m in args.model]
     if args.rows:
         current = load_row_files([Path(p) for p in args.rows])
+    elif getattr(args, "shard", None):
+        raise UserInputError(f"--shard {args.shard}: regress judges the whole suite; run each shard with "
+                             "`tinyhil bench --shard I/N`, then `tinyhil regress --rows` with every shard's rows")
     else:
         rerun = argparse.Namespace(**vars(args))  # the baseline's suite where the options say nothing
         if not rerun.target:
@@ -45,6 +48,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
         rows, _ = run_bench(rerun, out)
         console.print(bench_table(rows))
         current = load_row_files([out])
+    from harness.shard import merge_problems
+
+    incomplete = merge_problems(current)  # shards' rows merged: each case once, none missing
     result = compare(in_scope(baseline, targets, benchmarks), in_scope(current, targets, benchmarks), tolerances)
     table, findings = regress_table(result)
     console.print(table)
@@ -57,9 +63,15 @@ def cmd_regress(args: argparse.Namespace) -> int:
                   f"{result.count('regression')} regressions, {result.count('improvement')} improvements, "
                   f"{result.count('within tolerance')} within tolerance, {result.count('new')} new, "
                   f"{result.count('unchanged')} unchanged", highlight=False, soft_wrap=True)
-    if result.ok:
+    for problem in incomplete:
+        err_console.print(f"[red]incomplete merge:[/] {escape(problem)}", soft_wrap=True, highlight=False)
+    if result.ok and not incomplete:
         console.print("[green]no regressions[/]")
         return 0
+    if incomplete:
+        err_console.print(f"[red]the sharded suite's rows are not complete ({len(incomplete)} problem(s)): "
+                          "no verdict[/]", highlight=False)
+        return 1
     err_console.print(f"[red]{result.count('regression')} regression(s)[/] against {escape(args.baseline)}",
                       highlight=False)
     return 1

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from harness.cli.common import console
+from harness.cli.common import console, err_console
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -18,6 +18,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.results] or default_inputs()
     report = load_report(paths)
     terminal.render(report, console)
+    from harness.shard import merge_problems
+
+    for problem in merge_problems(report.history.to_dict("records")):
+        err_console.print(f"[yellow]warning: incomplete sharded suite:[/] {escape(problem)}", soft_wrap=True,
+                          highlight=False)
     for path, module in ((args.csv, mlperf_csv), (args.md, markdown), (args.html, html_page)):
         if path:
             console.print(f"wrote {escape(str(module.write(report, Path(path))))}")

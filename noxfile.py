@@ -1,5 +1,5 @@
 """Sessions a user runs: `nox -s tests`, `nox -s lint`, `nox -s bench -- --target T`, `nox -s accuracy`,
-`nox -s perf`, `nox -s regress`, `nox -s report`, `nox -s compare`."""
+`nox -s perf`, `nox -s regress`, `nox -s report`, `nox -s compare`, `nox -s speedup`."""
 
 import nox
 
@@ -83,6 +83,30 @@ def compare(session: nox.Session) -> None:
     --recipes int8,int8-per-tensor,int16x8,prune50-int8,cluster16-lut --target cortex-m4`."""
     session.install("-e", ".[recipes]")
     session.run("tinyhil", "compare", *session.posargs)
+
+
+@nox.session
+def speedup(session: nox.Session) -> None:
+    """--jobs benchmark (prints wall times; not a test): the four MLPerf Tiny models on
+    cortex-m4 and cortex-m7 with --jobs 1, then --jobs N (default 2), firmware already
+    built by a first run, rows to a temporary directory: `nox -s speedup [-- N]`."""
+    import os
+    import tempfile
+    import time
+
+    session.install("-e", ".")
+    jobs = session.posargs[0] if session.posargs else "2"
+    suite = ["bench", "--target", "cortex-m4", "--target", "cortex-m7", "--offline"]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"TINYHIL_RESULTS": tmp}
+        session.run("tinyhil", *suite, "--jobs", jobs, env=env)  # builds every firmware once
+        walls = {}
+        for n in ("1", jobs):
+            start = time.monotonic()
+            session.run("tinyhil", *suite, "--jobs", n, env=env)
+            walls[n] = time.monotonic() - start
+    session.log(f"wall time, 8 cases, firmware cached: --jobs 1 {walls['1']:.1f} s, --jobs {jobs} "
+                f"{walls[jobs]:.1f} s: {walls['1'] / walls[jobs]:.2f}x on {os.cpu_count()} cores")
 
 
 @nox.session

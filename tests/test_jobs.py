@@ -186,3 +186,58 @@ def test_a_killed_tinyhil_takes_its_qemu_with_it(tmp_path: Path) -> None:
         time.sleep(0.05)
     os.kill(qemu_pid, 9)
     pytest.fail(f"QEMU (pid {qemu_pid}) outlived the tinyhil that started it")
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_killing_a_jobs_run_at_random_moments_leaves_only_complete_rows(tmp_path: Path) -> None:
+    """SIGKILL a `bench --jobs 2` 20 times at random moments (seeded): every rows file holds
+    only complete, parseable rows, and no QEMU it started outlives it."""
+    import random
+    import signal
+
+    from harness.results import REQUIRED_FIELDS
+
+    if not (MODELS / "kws_ref_model.tflite").exists():
+        pytest.skip(f"MLPerf Tiny models not found at {MODELS} (set TINYHIL_SHARED)")
+    results = tmp_path / "results"
+    env = {**os.environ, "TINYHIL_RESULTS": str(results), "TINYHIL_SHARED": str(SHARED)}
+    cmd = [sys.executable, "-m", "harness.cli", "bench", "--target", "cortex-m4", "--model", "kws", "--model", "ad",
+           "--model", "ic", "--jobs", "2"]
+    subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, timeout=900)  # firmware cached after this
+    rng = random.Random(20)
+    before = set(results.glob("*.jsonl"))
+    orphans_before = _orphan_qemus()
+    for _ in range(20):
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGKILL)  # tinyhil only: its QEMUs must follow by themselves
+        proc.wait()
+    rows = 0
+    for f in set(results.glob("*.jsonl")) - before:
+        text = f.read_text()
+        assert not text or text.endswith("\n"), f"{f.name}: a cut line"
+        for line in text.splitlines():
+            row = json.loads(line)
+            assert all(row.get(k) for k in REQUIRED_FIELDS) and row["status"] == "ok"
+            rows += 1
+    time.sleep(1.0)
+    assert rows > 0  # some runs got far enough to write
+    assert _orphan_qemus() <= orphans_before
+
+
+def _orphan_qemus() -> set[int]:
+    """QEMUs whose parent has died (re-parented to init)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if "qemu-system" in cmdline and ppid == 1:
+            found.add(int(proc.name))
+    return found

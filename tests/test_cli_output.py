@@ -92,6 +92,24 @@ def test_plain_progress_writes_one_line_per_step_and_counts_each_tenth() -> None
     assert all(re.match(r"\[ *\d+\.\ds\] ", ln) for ln in lines)
 
 
+def test_plain_progress_never_reuses_a_removed_tasks_id() -> None:
+    """With --jobs, per-case lines come and go: a new one must not take a live one's id
+    (a removed task's id reused once sent one case's notes to another, then a KeyError)."""
+    buf = io.StringIO()
+    progress = PlainProgress(Console(file=buf, width=200, color_system=None))
+    overall = progress.add_task("bench", total=3)
+    a = progress.add_task("  kws on cortex-m4")
+    b = progress.add_task("  vww on cortex-m4")
+    progress.remove_task(a)
+    c = progress.add_task("  ic on cortex-m4")
+    assert len({overall, a, b, c}) == 4
+    progress.update(b, description="  vww on cortex-m4: running under qemu")
+    progress.update(c, description="  ic on cortex-m4: running under qemu")
+    lines = buf.getvalue().splitlines()
+    assert lines[-2].endswith("vww on cortex-m4: running under qemu") and lines[-1].endswith("ic on cortex-m4: "
+                                                                                              "running under qemu")
+
+
 def test_bench_json_rows_on_stdout_and_plain_progress_on_stderr(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_models: Path,
         arm_tools: tuple[str, str]) -> None:

@@ -50,6 +50,7 @@ class PlainProgress:
         self.console = console
         self.start = time.monotonic()
         self.tasks: dict[int, _Task] = {}
+        self._next_id = 0  # never reused: a removed task's id must not name a later one
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -59,7 +60,8 @@ class PlainProgress:
         return None
 
     def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
-        task_id = len(self.tasks)
+        task_id = self._next_id
+        self._next_id += 1
         self.tasks[task_id] = _Task(description, total)
         self._emit(self.tasks[task_id])
         return task_id

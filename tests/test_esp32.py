@@ -266,3 +266,55 @@ def test_esp32_without_its_qemu_names_what_to_install(monkeypatch: pytest.Monkey
                                                r"--qemu-xtensa PATH or TINYHIL_QEMU_XTENSA"):
         find_qemu_xtensa()
 
+
+
+def test_64bit_helpers_divide_and_multiply_like_the_host(tmp_path: Path) -> None:
+    """th_libgcc_di.c (the lx106 build's __muldi3, __udivdi3, __umoddi3, __divdi3, __moddi3)
+    compiled for the host under other names, against the host's own arithmetic."""
+    import random
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host C compiler (sudo apt-get install gcc)")
+    from harness.lx106 import C_HELPERS, C_MEMBERS
+
+    rng = random.Random(64)
+    values = [0, 1, 2, 3, 7, 10, 1000, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1, 2**63, 2**64 - 1]
+    values += [rng.getrandbits(rng.choice((8, 16, 32, 40, 63, 64))) for _ in range(300)]
+    pairs = [(a, b) for a, b in zip(values, reversed(values)) if b] + [(a, b) for a in values[:12] for b in values[1:12]]
+    driver = tmp_path / "driver.c"
+    driver.write_text("""
+#include <stdint.h>
+#include <stdio.h>
+uint64_t __umulsidi3(uint32_t a, uint32_t b) { return (uint64_t)a * b; }
+unsigned long long t_muldi3(unsigned long long, unsigned long long);
+unsigned long long t_udivdi3(unsigned long long, unsigned long long);
+unsigned long long t_umoddi3(unsigned long long, unsigned long long);
+long long t_divdi3(long long, long long);
+long long t_moddi3(long long, long long);
+int main(void) {
+    unsigned long long a, b;
+    while (scanf("%llu %llu", &a, &b) == 2) {
+        printf("%llu %llu %llu %lld %lld\\n", t_muldi3(a, b), t_udivdi3(a, b), t_umoddi3(a, b),
+               t_divdi3((long long)a, (long long)b), t_moddi3((long long)a, (long long)b));
+    }
+    return 0;
+}
+""")
+    renames = [f"-D__{m}=t_{m}" for m in C_MEMBERS] + [f"-DTH_L_{m}" for m in C_MEMBERS]
+    exe = tmp_path / "driver"
+    subprocess.run([cc, "-O1", "-std=c99", *renames, "-o", str(exe), str(C_HELPERS), str(driver)], check=True)
+    out = subprocess.run([str(exe)], input="".join(f"{a} {b}\n" for a, b in pairs), capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+
+    def s64(v: int) -> int:
+        return v - 2**64 if v >= 2**63 else v
+
+    for (a, b), line in zip(pairs, out, strict=True):
+        sa, sb = s64(a), s64(b)
+        if sa == -2**63 and sb == -1:
+            continue  # overflows in C as well
+        q = abs(sa) // abs(sb) * (1 if (sa < 0) == (sb < 0) else -1)
+        r = sa - q * sb
+        assert [int(x) for x in line.split()] == [a * b % 2**64, a // b, a % b, q, r], (a, b, line)

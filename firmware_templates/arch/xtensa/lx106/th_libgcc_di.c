@@ -53,13 +53,17 @@ th_u64 __umoddi3(th_u64 n, th_u64 d) {
 }
 #endif
 
+#if defined(TH_L_divdi3) || defined(TH_L_moddi3)
+static th_u64 th_magnitude(th_s64 v) {
+    return v < 0 ? (th_u64)0u - (th_u64)v : (th_u64)v;
+}
+#endif
+
 #ifdef TH_L_divdi3
 th_s64 __divdi3(th_s64 n, th_s64 d);
 th_s64 __divdi3(th_s64 n, th_s64 d) {
     th_u64 r;
-    th_u64 un = n < 0 ? (th_u64)0u - (th_u64)n : (th_u64)n;
-    th_u64 ud = d < 0 ? (th_u64)0u - (th_u64)d : (th_u64)d;
-    th_u64 q = th_udivmod64(un, ud, &r);
+    th_u64 q = th_udivmod64(th_magnitude(n), th_magnitude(d), &r);
     return (th_s64)((n < 0) != (d < 0) ? (th_u64)0u - q : q);
 }
 #endif
@@ -68,9 +72,7 @@ th_s64 __divdi3(th_s64 n, th_s64 d) {
 th_s64 __moddi3(th_s64 n, th_s64 d);
 th_s64 __moddi3(th_s64 n, th_s64 d) {
     th_u64 r;
-    th_u64 un = n < 0 ? (th_u64)0u - (th_u64)n : (th_u64)n;
-    th_u64 ud = d < 0 ? (th_u64)0u - (th_u64)d : (th_u64)d;
-    (void)th_udivmod64(un, ud, &r);
+    (void)th_udivmod64(th_magnitude(n), th_magnitude(d), &r);
     return (th_s64)(n < 0 ? (th_u64)0u - r : r);
 }
 #endif

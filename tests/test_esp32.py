@@ -282,7 +282,8 @@ def test_64bit_helpers_divide_and_multiply_like_the_host(tmp_path: Path) -> None
     rng = random.Random(64)
     values = [0, 1, 2, 3, 7, 10, 1000, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1, 2**63, 2**64 - 1]
     values += [rng.getrandbits(rng.choice((8, 16, 32, 40, 63, 64))) for _ in range(300)]
-    pairs = [(a, b) for a, b in zip(values, reversed(values)) if b] + [(a, b) for a in values[:12] for b in values[1:12]]
+    pairs = [(a, b) for a, b in zip(values, reversed(values)) if b]
+    pairs += [(a, b) for a in values[:12] for b in values[1:12]]
     driver = tmp_path / "driver.c"
     driver.write_text("""
 #include <stdint.h>

@@ -58,22 +58,22 @@ F746 = (REPO / "targets" / "stm32f746.toml").read_text()
 
 def test_targets_say_which_runners_and_why_not() -> None:
     f746 = find_target("stm32f746")
-    assert f746.runners == ("qemu", "renode", "board")
+    assert f746.runners == ("qemu", "renode", "board", "labgrid")
     assert f746.chip is not None and f746.chip.family == "stm32f7"
     assert f746.chip.flash.origin == 0x08000000 and f746.chip.flash.size == f746.flash.size
     assert f746.renode is not None and f746.renode.uart == "sysbus.usart1"
     assert f746.renode.platform == "platforms/boards/stm32f7_discovery-bb.repl"
     l4 = find_target("nucleo-l4r5zi")
-    assert l4.runners == ("qemu", "board") and "no STM32L4R5 platform" in l4.why_not("renode")
+    assert l4.runners == ("qemu", "board", "labgrid") and "no STM32L4R5 platform" in l4.why_not("renode")
     assert l4.chip is not None and l4.chip.family == "stm32l4" and l4.chip.flash.origin == 0x08000000
     c3 = find_target("esp32c3")
     assert (c3.arch, c3.toolchain, c3.qemu and c3.qemu.system) == ("riscv", "riscv64-unknown-elf", "riscv32")
     esp32 = find_target("esp32")
     assert esp32.toolchain == "xtensa-esp32-elf" and esp32.clock_hz == 240_000_000
-    assert esp32.runners == ("qemu", "board") and "no ESP32 platform" in esp32.why_not("renode")
+    assert esp32.runners == ("qemu", "board", "labgrid") and "no ESP32 platform" in esp32.why_not("renode")
     assert esp32.qemu == QemuHost("esp32", Fraction(25, 6), "", "xtensa", "rom")
     s3 = find_target("esp32s3")
-    assert s3.toolchain == "xtensa-esp32s3-elf" and s3.clock_hz == 240_000_000 and s3.runners == ("board",)
+    assert s3.toolchain == "xtensa-esp32s3-elf" and s3.clock_hz == 240_000_000 and s3.runners == ("board", "labgrid")
     assert "ESP32-S3" in s3.why_not("qemu")
 
 
@@ -261,7 +261,7 @@ def test_missing_tools_for_a_runner_are_named() -> None:
     from harness import runners
 
     assert {k.name: k.build_variant for k in runners.kinds()} == {"qemu": "emulator", "renode": "chip",
-                                                                   "board": "board"}
+                                                                   "board": "board", "labgrid": "board"}
 
 
 # ----------------------------------------------------------------- Renode (fakes)

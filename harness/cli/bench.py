@@ -45,6 +45,13 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
         os.environ["TINYHIL_RENODE"] = args.renode  # where harness.runners.renode looks first
     if getattr(args, "qemu_xtensa", None):
         os.environ["TINYHIL_QEMU_XTENSA"] = args.qemu_xtensa  # where harness.runners.espqemu looks first
+    if getattr(args, "runner", "") == "labgrid":  # what harness.runners.labgrid's runner is made with
+        if not getattr(args, "place", None):
+            raise UserInputError("--runner labgrid needs --place NAME (repeatable: several places at once)")
+        os.environ["TINYHIL_LABGRID_PLACES"] = ",".join(args.place)
+        os.environ["TINYHIL_LABGRID_FLASH"] = args.labgrid_flash
+        if args.coordinator:
+            os.environ["LG_COORDINATOR"] = args.coordinator
     # A target the runner cannot host is exit 2; its tools are installed or named.
     runner = prepare_runner(args.runner, args.port, targets)
     cases = [BenchCase(b, p, d, t, e) for t in targets for b, p, d in models for e in engines]
@@ -62,6 +69,8 @@ def suite_jobs(args: argparse.Namespace) -> int:
 
     kind = runners.get(args.runner)
     asked = getattr(args, "jobs", None)
+    if asked is None and args.runner == "labgrid":
+        return max(1, len(getattr(args, "place", None) or []))  # one case per place at a time
     if asked is None:
         return (os.cpu_count() or 1) if kind.parallel else 1
     if asked < 1:
@@ -369,6 +378,13 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qemu-xtensa", metavar="PATH",
                    help="the ESP32 targets under QEMU: Espressif's qemu-system-xtensa (or its directory), which "
                         "has the esp32 machine (default: TINYHIL_QEMU_XTENSA, else the first on PATH that has it)")
+    p.add_argument("--place", action="append", metavar="NAME",
+                   help="--runner labgrid: a place of the coordinator's (repeatable: cases run on the free ones)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="--runner labgrid: the labgrid coordinator (default: LG_COORDINATOR, else 127.0.0.1:20408)")
+    p.add_argument("--labgrid-flash", choices=["flasher", "none"], default="flasher",
+                   help="--runner labgrid: flash with the target's flasher over the place's serial port, or "
+                        "none (the place runs the image already; its build id is checked)")
     p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
                                   "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
     p.add_argument("--accuracy", action="store_true",

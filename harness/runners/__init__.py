@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from harness.build import System
     from harness.targets import TargetDescriptor
 
-RUNNER_MODULES = ("harness.runners.qemu", "harness.runners.renode", "harness.runners.board")
+RUNNER_MODULES = ("harness.runners.qemu", "harness.runners.renode", "harness.runners.board",
+                  "harness.runners.labgrid")
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,51 @@ def test_sigterm_mid_run_releases_the_place(lab: Lab) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert "acquired: None" in lab.lg("show")
+
+
+def test_several_places_run_cases_at_once_each_released(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two places, four cases on two threads: each case waits for a free place, runs on
+    it alone, and every acquire is followed by its release (a fake labgrid-client logs)."""
+    import threading
+
+    from harness.runners import board
+    from harness.runners.base import RunJob, RunRecord
+    from harness.runners.labgrid import LabgridRunner
+
+    log = tmp_path / "calls.log"
+    client = tmp_path / "labgrid-client"
+    client.write_text(f"""#!/bin/sh
+echo "$4 $5" >> {log}
+if [ "$5" = show ]; then
+  echo "Acquired resource 'RawSerialPort' (exp1/b/NetworkSerialPort/RawSerialPort):"
+  echo "  {{'cls': 'NetworkSerialPort', 'params': {{'host': '10.0.0.9', 'port': 3000, 'speed': 115200}}}}"
+fi
+""")
+    client.chmod(0o755)
+    lock = threading.Lock()
+    urls: list[str] = []
+
+    def fake_run(self: board.BoardRunner, elf: Path, target: object, job: RunJob, timeout_s: float) -> RunRecord:
+        with lock:
+            urls.append(self.port)
+        time.sleep(0.1)
+        return RunRecord(runner="board", target="stm32f405", elf=elf)
+
+    monkeypatch.setattr(board.BoardRunner, "run", fake_run)
+    runner = LabgridRunner(["a", "b"], "127.0.0.1:1", flash="none", client=str(client))
+    target = find_target("stm32f405")
+
+    def case() -> None:
+        record = runner.run(Path("x.elf"), target, RunJob(), 10)
+        assert record.runner == "labgrid" and not record.error
+
+    threads = [threading.Thread(target=case) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    calls = log.read_text().split("\n")[:-1]
+    for place in ("a", "b"):
+        mine = [c.split()[1] for c in calls if c.split()[0] == place]
+        assert mine == ["acquire", "show", "release"] * 2  # two cases each, each acquired then released
+    assert set(urls) == {"rfc2217://10.0.0.9:3000?ign_set_control"}

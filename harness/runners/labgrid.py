@@ -113,26 +113,41 @@ class LabgridRunner:
         # SET_CONTROL, and pyserial would wait for it.
         return f"socket://{m.group(1)}:{m.group(2)}" if raw else f"rfc2217://{m.group(1)}:{m.group(2)}?ign_set_control"
 
+    def release(self, place: str) -> None:
+        """Release ``place``, with SIGINT/SIGTERM held back until it is done (then delivered):
+        an interrupt must not cut the release short. A place not held is no error."""
+        import signal
+        import threading
+
+        held = {signal.SIGINT, signal.SIGTERM}
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            self._lg(place, "release")
+        except RunnerError as e:
+            if "not acquired" not in str(e):
+                print(f"warning: {e}", file=sys.stderr)
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
     def run(self, elf: Path, target: TargetDescriptor, job: RunJob, timeout_s: float = 120.0) -> RunRecord:
         from harness.runners.board import BoardRunner
 
         place = self._free.get()  # a case waits for a free place
         try:
+            # From the acquire on, the place is released whatever happens (an interrupt
+            # during the acquire itself may leave it acquired at the coordinator).
             try:
                 self._lg(place, "acquire")
-            except RunnerError as e:
-                return failed(self.name, target, elf, e)
-            try:
                 url = self.serial_url(place)
                 board = BoardRunner(url, flasher=_Preloaded() if self.flash == "none" else None)
                 record = board.run(elf, target, job, timeout_s)
             except RunnerError as e:
                 record = failed(self.name, target, elf, e)
             finally:
-                try:
-                    self._lg(place, "release")
-                except RunnerError as e:
-                    print(f"warning: {e}", file=sys.stderr)
+                self.release(place)
             error = f"place {place}: {record.error}" if record.error else ""
             return replace(record, runner=self.name, error=error)
         finally:

@@ -233,13 +233,15 @@ def _gcc_version(gcc: Path) -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-def find_qemu(install: bool = True, system: System | None = None, qemu_system: str = "arm") -> Path:
+def find_qemu(install: bool = True, system: System | None = None, qemu_system: str = "arm",
+              machine: str = "") -> Path:
     """qemu-system-<qemu_system> (arm, riscv32), installed via apt-get when missing and allowed;
-    xtensa: Espressif's QEMU, which the user installs (:func:`harness.runners.espqemu.find_qemu_xtensa`)."""
+    xtensa: Espressif's QEMU with ``machine``, which the user installs
+    (:func:`harness.runners.espqemu.find_qemu_xtensa`)."""
     if qemu_system == "xtensa":
         from harness.runners.espqemu import find_qemu_xtensa
 
-        return find_qemu_xtensa()
+        return find_qemu_xtensa(machine or "esp32")
     return ensure_tool(f"qemu-system-{qemu_system}", QEMU_SYSTEMS[qemu_system], install, system)
 
 

@@ -27,6 +27,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ def source_tarball(major: str) -> Path | None:
 
 def find_source(gcc: Path, install: bool, system: "System") -> Path:
     """The gcc source tarball matching ``gcc``, apt-installing gcc-<major>-source when allowed."""
-    from harness.build import System as _System, ensure_tool
+    from harness.build import ensure_tool
 
     major = _gcc_major(gcc)
     package = f"gcc-{major}-source"
@@ -84,9 +85,8 @@ def find_source(gcc: Path, install: bool, system: "System") -> Path:
             return str(found) if found else None
         return system.which(program)
 
-    lookup = _System(which=which, euid=system.euid, os_release=system.os_release, run=system.run, say=system.say)
     try:
-        return ensure_tool(name, (package,), install, lookup)
+        return ensure_tool(name, (package,), install, replace(system, which=which))
     except ToolMissingError:
         raise ToolMissingError(
             f"the ESP32 build with Debian's xtensa-lx106-elf-gcc needs gcc's own Xtensa helpers "
@@ -173,9 +173,8 @@ def find_toolchain(install: bool, system: "System") -> "Toolchain":
     gcc = ensure_tool(f"{PREFIX}gcc", PACKAGES, install, system)
     specs = picolibc_specs(gcc)
     if not specs.is_file():  # the compiler without its C library
-        ensure_tool(str(specs), PACKAGES[1:], install, type(system)(
-            which=lambda p: p if Path(p).is_file() else None, euid=system.euid, os_release=system.os_release,
-            run=system.run, say=system.say))
+        ensure_tool(str(specs), PACKAGES[1:], install,
+                    replace(system, which=lambda p: p if Path(p).is_file() else None))
     lib = helper_library(gcc, find_source(gcc, install, system))
     ldflags = (f"--specs={specs}", "-nostartfiles", "-Wl,--gc-sections",
                "-Wl,--start-group", str(lib), "-lgcc", "-lc", "-Wl,--end-group")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -85,6 +84,8 @@ def find_qemu_xtensa(machine: str = "esp32") -> Path:
 def flash_image(elf: Path, target: TargetDescriptor) -> Path:
     """The whole SPI flash the chip boots from: the esptool image of ``elf`` at the
     chip's flash offset, erased (0xFF) elsewhere. Made next to the ELF once."""
+    from harness.runners.flashers.esptool import esptool_command
+
     chip = target.chip
     if chip is None or not chip.esptool_chip:
         raise RunnerError(f"{target.path.name}: [qemu] boot = \"rom\" needs [chip] esptool_chip and flash_offset")
@@ -93,8 +94,8 @@ def flash_image(elf: Path, target: TargetDescriptor) -> Path:
         return out
     with tempfile.TemporaryDirectory(dir=elf.parent, prefix=".esptool-") as tmp:
         app = Path(tmp) / "app.bin"
-        cmd = [sys.executable, "-m", "esptool", "--chip", chip.esptool_chip, "elf2image", "--flash-mode", "dio",
-               "--flash-freq", "40m", "--flash-size", "4MB", "-o", str(app), str(elf)]
+        cmd = [*esptool_command(chip.esptool_chip), "elf2image", "--flash-mode", "dio", "--flash-freq", "40m",
+               "--flash-size", "4MB", "-o", str(app), str(elf)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as e:

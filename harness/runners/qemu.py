@@ -169,7 +169,8 @@ class QemuRunner:
         if system not in self._qemu:
             from harness.build import find_qemu
 
-            self._qemu[system] = str(find_qemu(qemu_system=system))
+            machine = target.qemu.machine if target.qemu else ""
+            self._qemu[system] = str(find_qemu(qemu_system=system, machine=machine))
         return self._qemu[system]
 
     def start(self, elf: Path, target: TargetDescriptor, deadline: float, icount: bool = True,
@@ -301,13 +302,8 @@ def _host_check(target: TargetDescriptor, port: str | None, system: "System") ->
 def _create(targets: list[TargetDescriptor], port: str | None) -> QemuRunner:
     from harness.build import find_qemu
 
-    for system in sorted({t.qemu.system for t in targets if t.qemu and t.qemu.system != "xtensa"}):
-        find_qemu(qemu_system=system)
-    for t in targets:
-        if t.qemu is not None and t.qemu.system == "xtensa":
-            from harness.runners.espqemu import find_qemu_xtensa
-
-            find_qemu_xtensa(t.qemu.machine)
+    for system, machine in sorted({(t.qemu.system, t.qemu.machine) for t in targets if t.qemu}):
+        find_qemu(qemu_system=system, machine=machine)
     return QemuRunner()
 
 

@@ -25,11 +25,15 @@ def available(target: TargetDescriptor) -> str | None:
     return None
 
 
+def esptool_command(chip: str) -> list[str]:
+    """esptool for ``chip``, run by tinyhil's own Python (a dependency: no PATH lookup)."""
+    return [sys.executable, "-m", "esptool", "--chip", chip]
+
+
 def commands(elf: Path, target: TargetDescriptor, port: str) -> list[list[str]]:
     assert target.chip is not None
     image = elf.with_suffix(".esp.bin")
-    chip = target.chip.esptool_chip
-    esptool = [sys.executable, "-m", "esptool", "--chip", chip]
+    esptool = esptool_command(target.chip.esptool_chip)
     return [
         [*esptool, "elf2image", "--output", str(image), str(elf)],
         [*esptool, "--port", port, "--before", "default_reset", "--after", "hard_reset",

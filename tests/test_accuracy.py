@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+from tests.test_dut import FakePort
 
 from harness.bench import (BenchCase, accuracy_kind, input_bytes, plan_accuracy, reference_outputs,
                            resolve_models, run_case, score_accuracy)
@@ -194,6 +195,38 @@ def test_binary_load_checks_the_crc() -> None:
     dut.wait_boot()
     with pytest.raises(DutProtocolError, match="arrived corrupted"):
         dut.load_binary(NASTY)
+
+
+def test_bench_load_is_binary_for_tinyhil_firmware_and_hex_for_others() -> None:
+    """The bench's input load (runners.base.load_input): th-dbb with the model's own bytes
+    when the firmware named its build (tinyhil's), the standard db lines with the wire's
+    bytes (uint8 models: + 128) for firmware that did not."""
+    from harness.runners.base import RunJob, load_input
+
+    class Recording(StreamPort):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent = b""
+
+        def write(self, data: bytes) -> int:
+            self.sent += data
+            return super().write(data)
+
+    data = bytes(range(0, 256, 3))
+    port = Recording()
+    dut = Dut(port, 1)
+    dut.wait_boot()
+    dut.build = "0123456789abcdef0123456789abcdef"
+    load_input(dut, RunJob(data, wire="uint8"), 1)
+    assert port.sent == f"th-dbb {len(data)}%".encode() + data
+
+    hexport = FakePort("m-init-done\r\nm-ready\r\n", {"db load": "m-[Expecting 86 bytes]\r\nm-ready\r\n",
+                                                         "db ": "m-load-done\r\nm-ready\r\n"})
+    dut = Dut(hexport, 1)
+    dut.wait_boot()
+    assert dut.build == ""
+    load_input(dut, RunJob(data, wire="uint8"), 1)
+    assert hexport.written == [f"db load {len(data)}", "db " + bytes(b ^ 0x80 for b in data).hex()]
 
 
 def test_batch_outputs_in_order_and_corruption_detected(monkeypatch: pytest.MonkeyPatch) -> None:

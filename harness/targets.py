@@ -4,7 +4,8 @@ A descriptor is data, not code: core, clock, the real chip's memory, how QEMU
 hosts it, the board family whose C support it uses, and the figures (with
 their sources) behind the latency and energy estimates. Optional tables say
 how the other runners host it: ``[chip]`` (the real chip's build and its
-flashers, for boards), ``[renode]`` (the Renode platform and UART); any
+flashers, for boards), ``[renode]`` (the Renode platform and UART),
+``[labgrid]`` (the places of a labgrid farm that have the chip); any
 runner's table may instead hold only ``unsupported = "why"``. Every field is checked
 once here; unknown keys are rejected, and errors name the file and the field:
 
@@ -212,6 +213,9 @@ class TargetDescriptor:
     # The tables of runners this module does not parse itself (a registered runner's
     # own table, read by that runner): (table name, its raw contents).
     runner_data: tuple[tuple[str, Any], ...] = ()
+    # [labgrid] places: the labgrid places (of a coordinator's) that have this chip, for
+    # --runner labgrid without --place.
+    labgrid_places: tuple[str, ...] = ()
 
     @property
     def arch(self) -> str:
@@ -449,6 +453,17 @@ def load_target(path: str | Path) -> TargetDescriptor:
         if chip is None:
             raise renode_t.fail("platform", "Renode runs the chip build: the descriptor needs a [chip] table")
 
+    labgrid_places: tuple[str, ...] = ()
+    labgrid_t = f.sub("labgrid", required=False)
+    if labgrid_t is not None:
+        places = labgrid_t.get("places", list)
+        if not places or not all(isinstance(x, str) and x.strip() for x in places):
+            raise labgrid_t.fail("places", f"expected a non-empty array of labgrid place names, got {places!r}")
+        labgrid_places = tuple(places)
+        labgrid_t.done()
+        if chip is None:
+            raise labgrid_t.fail("places", "a labgrid place runs the chip build: the descriptor needs a [chip] table")
+
     energy = None
     energy_t = f.sub("energy", required=False)
     if energy_t is not None:
@@ -472,6 +487,7 @@ def load_target(path: str | Path) -> TargetDescriptor:
         clock_hz=clock_hz, board_family=family, board_defines=defines,
         flash=flash, ram=ram, power=power, cycle_model=cycle_model, qemu=qemu, chip=chip, renode=renode,
         energy=energy, unsupported=tuple(unsupported), runner_data=tuple(runner_data),
+        labgrid_places=labgrid_places,
     )
     f.done()
     if p.stem != name:

@@ -1,6 +1,7 @@
 """--runner labgrid against a real labgrid coordinator and exporter on 127.0.0.1: the
 exporter publishes the UART of a QEMU firmware (stm32f405's board build on QEMU's
-netduinoplus2, `-serial pty`) through ser2net as a NetworkSerialPort, a place matches
+netduinoplus2, its UART bridged to a pty: tests/labgrid_qemu_board.py) through ser2net
+as a NetworkSerialPort, a place matches
 it, and `tinyhil bench --runner labgrid` acquires it, benches over RFC 2217 and
 releases it. Skipped, with the reason, without labgrid, ser2net or QEMU."""
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +23,7 @@ from harness.engines.builtin import generate
 from harness.model import load_model
 from harness.runners.renode import free_port
 from harness.targets import find_target
+from tests.labgrid_qemu_board import UartAdapter, start_board, stop_board
 
 SHARED = Path(os.environ.get("TINYHIL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 KWS = SHARED / "models" / "mlperf_tiny" / "kws_ref_model.tflite"
@@ -45,9 +46,9 @@ class Lab:
                               text=True, timeout=60, check=True).stdout
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """A coordinator, an exporter of one QEMU board's UART, and a place for it."""
+def _start_lab(tmp_path: Path, boot: bool) -> Iterator[Lab]:
+    """A coordinator, an exporter of one QEMU board's UART, and a place for it; the board
+    runs KWS's stm32f405 board build (``boot``) or nothing."""
     if not KWS.exists():
         pytest.skip(f"MLPerf Tiny models not found at {KWS.parent} (set TINYHIL_SHARED)")
     coordinator_bin, exporter_bin, client = (_tool(n) for n in
@@ -57,20 +58,18 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     qemu = shutil.which("qemu-system-arm")
     if qemu is None:
         pytest.skip("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
-    target = find_target("stm32f405")
-    image = build_firmware(generate(load_model(KWS)), variant_target(target, "board"))
+    board_dir = tmp_path / "board"
+    board_dir.mkdir()
+    (board_dir / "board.json").write_text(json.dumps({"qemu": qemu, "uart_port": free_port()}))
+    elf = None
+    if boot:
+        elf = build_firmware(generate(load_model(KWS)), variant_target(find_target("stm32f405"), "board")).elf
     procs: list[subprocess.Popen[bytes]] = []
+    adapter = UartAdapter(json.loads((board_dir / "board.json").read_text())["uart_port"])
     try:
-        board_log = tmp_path / "qemu.log"
-        with board_log.open("wb") as log:
-            procs.append(subprocess.Popen([qemu, "-M", "netduinoplus2", "-display", "none", "-monitor", "none",
-                                           "-serial", "pty", "-kernel", str(image.elf)], stdout=log, stderr=log))
-        deadline = time.monotonic() + 10
-        while not (m := re.search(r"/dev/pts/\d+", board_log.read_text())):
-            assert time.monotonic() < deadline, board_log.read_text()
-            time.sleep(0.05)
+        start_board(board_dir, elf)
         (tmp_path / "exporter.yaml").write_text(
-            f"qemu-board:\n  RawSerialPort:\n    port: {m.group(0)}\n    speed: 115200\n")
+            f"qemu-board:\n  RawSerialPort:\n    port: {adapter.path}\n    speed: 115200\n")
         coordinator = f"127.0.0.1:{free_port()}"
         for cmd in ([coordinator_bin, "-l", coordinator],
                     [exporter_bin, "-c", coordinator, "-n", "exp1", "--hostname", "127.0.0.1", "exporter.yaml"]):
@@ -94,6 +93,20 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        stop_board(board_dir)
+        adapter.close()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """The lab with the board running KWS's image already."""
+    yield from _start_lab(tmp_path, boot=True)
+
+
+@pytest.fixture
+def blank_lab(tmp_path: Path) -> Iterator[Lab]:
+    """The lab with a board that runs no firmware until something flashes it."""
+    yield from _start_lab(tmp_path, boot=False)
 
 
 def _bench(lab: Lab, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -110,6 +123,7 @@ def test_bench_through_a_labgrid_place(lab: Lab) -> None:
     (row,) = [json.loads(ln) for ln in proc.stdout.splitlines()]
     assert row["runner"] == "labgrid" and row["status"] == "ok" and row["output_matches_reference"] is True
     assert row["latency_source"] == "timer"  # QEMU has no DWT: the board build times with TIM2
+    assert "labgrid: cycles = the DWT hardware cycle counter" in proc.stderr and "Renode" not in proc.stderr
     assert "acquired: None" in lab.lg("show")  # released after the case
 
 
@@ -144,6 +158,96 @@ def test_sigterm_mid_run_releases_the_place(lab: Lab) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert "acquired: None" in lab.lg("show")
+
+
+def _env_file(lab: Lab, place: str = "qemu-place") -> Path:
+    """A labgrid environment file naming the place and the driver that flashes its board."""
+    env = lab.root / "env.yaml"
+    env.write_text(f"""targets:
+  main:
+    resources:
+      RemotePlace:
+        name: {place}
+    drivers:
+      QemuBoardDriver:
+        board_dir: {lab.root / 'board'}
+imports:
+  - {Path(__file__).with_name('labgrid_qemu_board.py')}
+""")
+    return env
+
+
+@pytest.mark.qemu
+def test_flash_through_labgrid_drivers_on_a_place_from_an_env_file(blank_lab: Lab) -> None:
+    """No --place: the environment file names the place; --labgrid-flash labgrid flashes
+    with its BootstrapProtocol driver (`labgrid-client bootstrap`), and the board, which
+    ran nothing, then runs the bench's image (th-info names its build)."""
+    proc = _bench(blank_lab, "--labgrid-env", str(_env_file(blank_lab)), "--labgrid-flash", "labgrid")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = [json.loads(ln) for ln in proc.stdout.splitlines()]
+    assert row["runner"] == "labgrid" and row["status"] == "ok" and row["output_matches_reference"] is True
+    flashed = (blank_lab.root / "board" / "flashed.log").read_text().split()
+    assert flashed[0] == "None" and len(flashed) == 2 and flashed[1].endswith(".elf")  # blank, then the image
+    assert "acquired: None" in blank_lab.lg("show")
+
+
+@pytest.mark.qemu
+def test_labgrid_flash_without_a_bootstrap_driver_says_what_to_add(blank_lab: Lab) -> None:
+    proc = _bench(blank_lab, "--place", "qemu-place", "--labgrid-flash", "labgrid")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (row,) = [json.loads(ln) for ln in proc.stdout.splitlines()]
+    assert row["status"] == "failed" and "bootstrap" in row["error"] and "BootstrapProtocol" in row["error"]
+    assert "acquired: None" in blank_lab.lg("show")
+
+
+def test_env_file_places_and_descriptor_places(tmp_path: Path) -> None:
+    """Which places a target's cases use: --place, else its descriptor's [labgrid] places,
+    else the environment file's RemotePlaces (mapping or list resources, labgrid's tags)."""
+    from harness.errors import UserInputError
+    from harness.runners.labgrid import LabgridRunner, env_places
+    from harness.targets import DescriptorError, load_target
+
+    env = tmp_path / "lab.yaml"
+    env.write_text("""targets:
+  f746:
+    resources:
+      - RemotePlace:
+          name: rack1-f746
+    drivers:
+      OpenOCDDriver:
+        config: !template "$LG_BASE/openocd.cfg"
+  f405:
+    resources:
+      RemotePlace: {name: rack2-f405}
+""")
+    assert env_places(env) == ["rack1-f746", "rack2-f405"]
+    (tmp_path / "empty.yaml").write_text("targets: {main: {drivers: {}}}\n")
+    with pytest.raises(UserInputError, match="names no place"):
+        env_places(tmp_path / "empty.yaml")
+
+    src = find_target("stm32f405").path.read_text()
+    mine = tmp_path / "stm32f405.toml"
+    mine.write_text(src + '\n[labgrid]\nplaces = ["bench-a", "bench-b"]\n')
+    f405 = load_target(mine)
+    assert f405.labgrid_places == ("bench-a", "bench-b")
+    mine.write_text(src + "\n[labgrid]\nplaces = []\n")
+    with pytest.raises(DescriptorError, match=r"labgrid\.places: expected a non-empty array"):
+        load_target(mine)
+
+    client = tmp_path / "labgrid-client"
+    client.write_text("#!/bin/sh\n")
+    client.chmod(0o755)
+    f746 = find_target("stm32f746")
+    runner = LabgridRunner([], "127.0.0.1:1", client=str(client), env=env,
+                           target_places={"stm32f405": f405.labgrid_places})
+    assert runner.places_for(f405) == ["bench-a", "bench-b"] and runner.places_for(f746) == ["rack1-f746", "rack2-f405"]
+    assert runner.all_places() == ["bench-a", "bench-b", "rack1-f746", "rack2-f405"]
+    forced = LabgridRunner(["x"], "127.0.0.1:1", client=str(client), env=env)
+    assert forced.places_for(f405) == ["x"]
+    with pytest.raises(UserInputError, match="needs a place"):
+        LabgridRunner([], "127.0.0.1:1", client=str(client))
+    with pytest.raises(UserInputError, match="no place for stm32f746"):
+        LabgridRunner([], "127.0.0.1:1", client=str(client), target_places={"stm32f405": ("a",)}).places_for(f746)
 
 
 def test_several_places_run_cases_at_once_each_released(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

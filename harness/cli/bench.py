@@ -46,10 +46,10 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
     if getattr(args, "qemu_xtensa", None):
         os.environ["TINYHIL_QEMU_XTENSA"] = args.qemu_xtensa  # where harness.runners.espqemu looks first
     if getattr(args, "runner", "") == "labgrid":  # what harness.runners.labgrid's runner is made with
-        if not getattr(args, "place", None):
-            raise UserInputError("--runner labgrid needs --place NAME (repeatable: several places at once)")
-        os.environ["TINYHIL_LABGRID_PLACES"] = ",".join(args.place)
+        os.environ["TINYHIL_LABGRID_PLACES"] = ",".join(args.place or ())
         os.environ["TINYHIL_LABGRID_FLASH"] = args.labgrid_flash
+        if args.labgrid_env:
+            os.environ["TINYHIL_LABGRID_ENV"] = args.labgrid_env
         if args.coordinator:
             os.environ["LG_COORDINATOR"] = args.coordinator
     # A target the runner cannot host is exit 2; its tools are installed or named.
@@ -60,9 +60,10 @@ def bench_cases(args: argparse.Namespace) -> tuple[list[Any], Any, Any, list[Any
     return cases, runner, replace(options, accuracy=plans), engines
 
 
-def suite_jobs(args: argparse.Namespace) -> int:
+def suite_jobs(args: argparse.Namespace, runner: Any = None) -> int:
     """--jobs: how many cases run at once. Default: the CPU count where the runner hosts
-    several firmwares at once (QEMU), else 1; asking a one-at-a-time runner for more is exit 2."""
+    several firmwares at once (QEMU), one per place for labgrid, else 1; asking a
+    one-at-a-time runner for more is exit 2."""
     import os
 
     from harness import runners
@@ -70,7 +71,8 @@ def suite_jobs(args: argparse.Namespace) -> int:
     kind = runners.get(args.runner)
     asked = getattr(args, "jobs", None)
     if asked is None and args.runner == "labgrid":
-        return max(1, len(getattr(args, "place", None) or []))  # one case per place at a time
+        places = runner.all_places() if hasattr(runner, "all_places") else getattr(args, "place", None) or []
+        return max(1, len(places))  # one case per place at a time
     if asked is None:
         return (os.cpu_count() or 1) if kind.parallel else 1
     if asked < 1:
@@ -94,9 +96,9 @@ def run_bench(args: argparse.Namespace, out: Path, csv: Path | None = None,
 
     from harness.shard import parse_shard, select, suite_id
 
-    jobs = suite_jobs(args)
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     cases, runner, options, engines = bench_cases(args)
+    jobs = suite_jobs(args, runner)
     stamp: dict[str, Any] = {}
     if shard is not None:
         stamp = {"shard": str(shard), "suite_cases": len(cases),
@@ -165,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.runner != "qemu":
         show.print(f"[dim]{args.runner}: " + ("cycles = the DWT hardware cycle counter per inference; "
                                               "latency = cycles / clock (a timer's time on cores without one)"
-                                              if args.runner == "board" else
+                                              if args.runner in ("board", "labgrid") else
                                               "instructions = Renode's ExecutedInstructions per inference") + "[/]")
     show.print(f"[dim]{escape(BENCH_TABLE_NOTE)}[/]")
     show.print(f"rows appended to {escape(str(out))}" + (f" and {escape(args.csv)}" if args.csv else ""))
@@ -379,12 +381,19 @@ def _bench_run_options(p: argparse.ArgumentParser) -> None:
                    help="the ESP32 targets under QEMU: Espressif's qemu-system-xtensa (or its directory), which "
                         "has the esp32 machine (default: TINYHIL_QEMU_XTENSA, else the first on PATH that has it)")
     p.add_argument("--place", action="append", metavar="NAME",
-                   help="--runner labgrid: a place of the coordinator's (repeatable: cases run on the free ones)")
+                   help="--runner labgrid: a place of the coordinator's (repeatable: cases run on the free ones; "
+                        "default: the target's [labgrid] places, else --labgrid-env's)")
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="--runner labgrid: the labgrid coordinator (default: LG_COORDINATOR, else 127.0.0.1:20408)")
-    p.add_argument("--labgrid-flash", choices=["flasher", "none"], default="flasher",
-                   help="--runner labgrid: flash with the target's flasher over the place's serial port, or "
-                        "none (the place runs the image already; its build id is checked)")
+    p.add_argument("--labgrid-flash", choices=["labgrid", "flasher", "none"], default="flasher",
+                   help="--runner labgrid: flash through labgrid's drivers (`labgrid-client bootstrap`: the "
+                        "environment file's BootstrapProtocol driver, e.g. OpenOCDDriver), with the target's "
+                        "flasher over the place's serial port (default), or none (the place runs the image "
+                        "already; its build id is checked)")
+    p.add_argument("--labgrid-env", metavar="FILE",
+                   help="--runner labgrid: a labgrid environment file: its RemotePlaces are the places when "
+                        "neither --place nor the target's [labgrid] places name them, and its drivers flash "
+                        "with --labgrid-flash labgrid (default: LG_ENV)")
     p.add_argument("--port", help="--runner board: the board's serial port, any pyserial URL "
                                   "(/dev/ttyACM0, COM3, socket://host:port, rfc2217://host:port)")
     p.add_argument("--accuracy", action="store_true",

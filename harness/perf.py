@@ -1,13 +1,17 @@
 """Issue 9's goals for the builtin engine, computed from result rows.
 
 For each (benchmark, target) the builtin row is set against TFLM's: the
-instruction count against TFLM with CMSIS-NN kernels, peak RAM (builtin's
-arena, plus the kernels' working memory ``th_scratch`` that lives beside it,
-plus its stack high-water mark) against TFLM's ``arena_used_bytes()``,
-flash against the TFLM firmware's (for both: the smaller of the reference and
-CMSIS-NN figures), and est. cycles per MAC (est_cycles / the model's MACs) on
-the cycles/MAC target. Pure functions of rows; the CLI
+instruction count against TFLM with CMSIS-NN kernels, peak RAM against peak
+RAM, flash against the TFLM firmware's (for RAM and flash: the smaller of the
+reference and CMSIS-NN figures), and est. cycles per MAC (est_cycles / the
+model's MACs) on the cycles/MAC target. Pure functions of rows; the CLI
 (``tinyhil perf``) runs the bench and renders these lines.
+
+Peak RAM is like with like: builtin's is its arena, plus the kernels' working
+memory ``th_scratch`` that lives beside it, plus the stack high-water mark its
+firmware measured; TFLM's is ``arena_used_bytes()`` plus the stack high-water
+mark the TFLM firmware measured the same way (th_stack.c). A row without its
+stack figure leaves the RAM goal unjudged: it is never compared without it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 # Builtin must be at most this fraction of TFLM + CMSIS-NN (instructions, flash)
-# and of TFLM's arena (peak RAM).
+# and of TFLM's peak RAM (arena_used_bytes() + stack high-water).
 RATIO_GOAL = 0.8
 # est. cycles per MAC on this target must be at most CYCLES_PER_MAC_GOAL for these models.
 CYCLES_PER_MAC_TARGET = "stm32f746"
@@ -39,12 +43,17 @@ class PerfLine:
     builtin_cycles_per_mac: float | None  # est_cycles / MACs
     tflm_cmsis_cycles_per_mac: float | None
     builtin_peak_ram: int | None  # arena + kernel scratch + stack high-water
-    tflm_arena: int | None  # the smaller arena_used_bytes() of the TFLM rows (ref, CMSIS-NN)
+    builtin_stack: int | None  # builtin's stack high-water, part of builtin_peak_ram
+    # arena_used_bytes() + stack high-water: the smaller of the TFLM rows' (ref, CMSIS-NN);
+    # None when a TFLM row lacks either figure.
+    tflm_peak_ram: int | None
+    tflm_arena_used: int | None  # the parts of tflm_peak_ram (from the same row)
+    tflm_stack: int | None
     builtin_flash: int | None
     tflm_flash: int | None  # the smaller TFLM firmware flash
     compared_to: str  # "tflm cmsis-nn", "tflm ref" or "" (no TFLM row)
     instructions_ratio: float | None  # builtin / TFLM + CMSIS-NN
-    ram_ratio: float | None  # builtin peak RAM / TFLM arena
+    ram_ratio: float | None  # builtin peak RAM / TFLM peak RAM
     flash_ratio: float | None  # builtin flash / TFLM flash
     instructions_ok: bool | None  # None: no TFLM + CMSIS-NN row to judge against
     ram_ok: bool | None
@@ -70,10 +79,17 @@ def _within(ratio: float | None) -> bool | None:
 
 
 def peak_ram(row: Mapping[str, Any], scratch: int = 0) -> int | None:
-    """Arena, kernel scratch and stack high-water: the RAM an engine needs beyond the
-    firmware's own buffers."""
+    """Builtin: arena, kernel scratch and stack high-water, the RAM the engine needs
+    beyond the firmware's own buffers; None without the arena or the stack figure."""
     arena, stack = row.get("ram_arena_bytes"), row.get("ram_stack_bytes")
     return None if arena is None or stack is None else int(arena) + scratch + int(stack)
+
+
+def tflm_peak_ram(row: Mapping[str, Any]) -> int | None:
+    """TFLM: what its arena held at most (``arena_used_bytes()``, its scratch buffers
+    included) plus the firmware's stack high-water; None without either figure."""
+    used, stack = row.get("arena_used_bytes"), row.get("ram_stack_bytes")
+    return None if used is None or stack is None else int(used) + int(stack)
 
 
 def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | None:
@@ -110,10 +126,16 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
         # The stricter TFLM figure: the reference kernels need a little less arena and
         # flash than CMSIS-NN's (its scratch buffers, its larger kernels).
         tflm_rows = [r for r in (ref, cmsis) if r is not None]
-        t_arena = _smallest(r.get("arena_used_bytes") for r in tflm_rows)
+        # Peak RAM: every TFLM row must carry both figures, or the smaller could be the
+        # one missing; then the RAM goal stays unjudged.
+        t_peaks = [(v, r) for r in tflm_rows if (v := tflm_peak_ram(r)) is not None]
+        t_ram: int | None = None
+        t_ram_row: Mapping[str, Any] | None = None
+        if t_peaks and len(t_peaks) == len(tflm_rows):
+            t_ram, t_ram_row = min(t_peaks, key=lambda vr: vr[0])
         b_flash, t_flash = b.get("flash_bytes"), _smallest(r.get("flash_bytes") for r in tflm_rows)
         instr_ratio = _ratio(b_instr, c_instr)
-        ram_ratio = _ratio(b_ram, t_arena)
+        ram_ratio = _ratio(b_ram, t_ram)
         flash_ratio = _ratio(b_flash, t_flash)
         b_cpm = cycles_per_mac(b, n_macs)
         cpm_ok = None
@@ -126,7 +148,9 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
             tflm_cmsis_instructions=c_instr,
             builtin_cycles_per_mac=b_cpm,
             tflm_cmsis_cycles_per_mac=cycles_per_mac(cmsis, n_macs),
-            builtin_peak_ram=b_ram, tflm_arena=t_arena,
+            builtin_peak_ram=b_ram, builtin_stack=b.get("ram_stack_bytes"), tflm_peak_ram=t_ram,
+            tflm_arena_used=t_ram_row.get("arena_used_bytes") if t_ram_row else None,
+            tflm_stack=t_ram_row.get("ram_stack_bytes") if t_ram_row else None,
             builtin_flash=b_flash, tflm_flash=t_flash,
             compared_to=compared,
             instructions_ratio=instr_ratio, ram_ratio=ram_ratio, flash_ratio=flash_ratio,
@@ -137,10 +161,11 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
 
 
 def goals_met(lines: Sequence[PerfLine]) -> bool:
-    """Every goal that could be judged holds (an unjudged goal is not a pass)."""
+    """Every goal that could be judged holds, and the instruction and RAM goals were
+    judged on every line (an unjudged goal is not a pass)."""
     flags = [f for ln in lines for f in (ln.instructions_ok, ln.ram_ok, ln.flash_ok, ln.cycles_per_mac_ok)]
     return bool(lines) and all(f is not False for f in flags) and \
-        all(ln.instructions_ok is not None for ln in lines)
+        all(ln.instructions_ok is not None and ln.ram_ok is not None for ln in lines)
 
 
 def goals() -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.engines.builtin.scratch import scratch_bytes
+from harness.model import load_model
 from harness.results import SCHEMA_VERSION
 from harness.targets import available_targets
 from tests import rows as factory
@@ -54,11 +56,13 @@ def _perf_rows(path: Path) -> Path:
     rows = [kws, factory.row(kws, instructions=4_000_000, flash_bytes=80_000, **tflm),
             ad, factory.row(ad, instructions=300_000, flash_bytes=300_000, **tflm)]
     factory.write(path, rows)
-    # TFLM's arena figure: a field of the tflm rows the factory row leaves unset.
+    # TFLM's arena figure: a field of the tflm rows the factory row leaves unset; its
+    # firmware's stack high-water differs from builtin's (420).
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     for r in lines:
         if r["engine"] == "tflm":
             r["arena_used_bytes"] = 30_000
+            r["ram_stack_bytes"] = 1_000
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path
 
@@ -76,7 +80,12 @@ def test_perf_json_lines_from_rows(capsys: pytest.CaptureFixture[str], shared_mo
     assert kws["builtin_instructions"] == 1_000_000 and kws["tflm_cmsis_instructions"] == 4_000_000
     assert kws["instructions_ratio"] == 0.25 and kws["instructions_ok"] is True
     assert kws["macs"] > 2_000_000 and kws["builtin_flash"] == 41_008 and kws["tflm_flash"] == 80_000
-    assert kws["flash_ok"] is True and kws["tflm_arena"] == 30_000
+    assert kws["flash_ok"] is True
+    # Peak RAM, like with like: arena (+ builtin's kernel scratch) + stack high-water on both sides.
+    scratch = (scratch_bytes(load_model(shared_models / "kws_ref_model.tflite")) + 3) // 4 * 4
+    assert kws["builtin_peak_ram"] == 16_000 + scratch + 420 and kws["builtin_stack"] == 420
+    assert (kws["tflm_peak_ram"], kws["tflm_arena_used"], kws["tflm_stack"]) == (31_000, 30_000, 1_000)
+    assert kws["ram_ratio"] == kws["builtin_peak_ram"] / 31_000 and kws["ram_ok"] is True
     assert ad["benchmark"] == "ad" and ad["instructions_ratio"] == 400_000 / 300_000
     assert ad["instructions_ok"] is False and ad["macs"] == 264_192
     assert goals["goals_met"] is False and goals["ratio_goal"] == 0.8 and goals["lines"] == 2

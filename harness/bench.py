@@ -325,7 +325,7 @@ def profile_case(model: Model, target: TargetDescriptor, runner: Runner, sample:
 
     note = progress or (lambda _m: None)
     note("building the profiling firmware")
-    image = build_firmware(generate(model), target, extra_cflags=PROFILE_CFLAGS)
+    image = build_firmware(generate(model, target.builtin_isa), target, extra_cflags=PROFILE_CFLAGS)
     note(f"profiling under {runner.name}")
     record = runner.run(image.elf, target, input_job(model, sample, profile=True), timeout_s)
     if not record.ok or record.profile is None:

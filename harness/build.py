@@ -524,6 +524,10 @@ def build_firmware(gen: FirmwareSources, target: TargetDescriptor, cache_dir: Pa
             target's flash or RAM (the message says by how many bytes).
     """
     say = progress or (lambda _msg: None)
+    isa = getattr(gen, "isa", "")
+    if isa and isa != target.builtin_isa:
+        raise BuildError(f"{target.name}: the model's C was generated for {isa} kernels, which its core "
+                         f"({target.core}) lacks: generate it with isa={target.builtin_isa!r}")
     tc = toolchain or find_target_toolchain(target)
     arch = _arch_dir(target)
     board = BOARDS_DIR / target.board_family

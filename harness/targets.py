@@ -41,11 +41,12 @@ class Core:
     toolchain: str  # a key of harness.build.TOOLCHAINS
     cflags: tuple[str, ...]  # -mcpu/-march, ABI, FPU
     cycle_counter: str  # the hardware cycle counter on silicon, "" when the core has none
+    mve: bool = False  # Helium (M-profile Vector Extension): the builtin engine's --isa mve kernels
 
 
-def _cortex_m(mcpu: str, fpu: tuple[str, ...], dwt: bool) -> Core:
+def _cortex_m(mcpu: str, fpu: tuple[str, ...], dwt: bool, mve: bool = False) -> Core:
     return Core("cortex-m", "arm-none-eabi", (f"-mcpu={mcpu}", "-mthumb", *fpu),
-                "DWT CYCCNT" if dwt else "")
+                "DWT CYCCNT" if dwt else "", mve)
 
 
 CORES = {
@@ -57,7 +58,7 @@ CORES = {
     # -mcpu=cortex-m55 alone means +mve.fp and the FPv5 double-precision FPU
     # (__ARM_FEATURE_MVE 3, __ARM_FEATURE_DSP 1); Debian's newlib links it from
     # its v8-m.main+dp/hard multilib (the v8.1-m.main+mve one needs -march).
-    "cortex-m55": _cortex_m("cortex-m55", ("-mfloat-abi=hard",), True),
+    "cortex-m55": _cortex_m("cortex-m55", ("-mfloat-abi=hard",), True, mve=True),
     # ESP32-C3's core. RV32IMC with Zicsr, spelled for ISA spec 2.2 (where I
     # includes Zicsr) because Debian's multilib list maps only "rv32imc" to its
     # rv32im/ilp32 picolibc and libgcc, not "rv32imc_zicsr": same code either way.
@@ -238,6 +239,12 @@ class TargetDescriptor:
     @property
     def has_cycle_counter(self) -> bool:
         return bool(CORES[self.core].cycle_counter)
+
+    @property
+    def builtin_isa(self) -> str:
+        """The instruction set the builtin engine's kernels use on this core
+        (harness.engines.builtin.codegen.ISAS): "mve" where the core has Helium."""
+        return "mve" if CORES[self.core].mve else ""
 
     @property
     def runners(self) -> tuple[str, ...]:

@@ -74,7 +74,7 @@ def cmd_cycles_overhead(args: argparse.Namespace) -> int:
     totals = [0.0, 0.0]
     for bench, path, ds in resolve_models(args.model):
         model = load_model(path)
-        image = build_firmware(generate(model), target)
+        image = build_firmware(generate(model, target.builtin_isa), target)
         job = input_job(model, fixed_input(model, ds), runs=args.runs)
         walls = []
         count = 0

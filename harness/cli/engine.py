@@ -37,7 +37,8 @@ def cmd_engine_check(args: argparse.Namespace) -> int:
                 progress.update(task, description=f"{name}: {msg}")
 
             workdir = Path(args.keep) / model.name if args.keep else None
-            results.append(check_model(model, samples, workdir=workdir, progress=note))
+            isa = "" if args.isa == "default" else args.isa
+            results.append(check_model(model, samples, workdir=workdir, progress=note, isa=isa))
             progress.remove_task(task)
 
     if args.json:
@@ -112,6 +113,11 @@ def register(sub: Any) -> None:
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--limit", type=int, default=None, help="use at most N dataset inputs")
     check.add_argument("--keep", metavar="DIR", help="keep the generated C and host binary here")
+    check.add_argument("--isa", choices=["default", "mve"], default="default",
+                       type=lambda s: s.lower(),
+                       help="the kernels to check: default (portable C and the DSP extension's, the host "
+                            "running the C emulation of the SIMD) or mve (Helium, as on cortex-m55, through an "
+                            "exact C emulation of the MVE instructions it uses)")
     check.add_argument("--json", action="store_true",
                        help="one JSON object per model on stdout (the table goes to stderr)")
     check.set_defaults(func=cmd_engine_check)

@@ -252,7 +252,7 @@ def run_calibration(target: Any, board: Any, benchmarks: list[tuple[str, Path]],
     runs: list[tuple[str, Path, RunJob]] = []
     for name, model_path in benchmarks:
         model = load_model(model_path)
-        gen = generate(model)
+        gen = generate(model, target.builtin_isa)
         job = input_job(model, fixed_input(model, None))
         note(f"{name}: on the board")
         board_image = build_firmware(gen, variant_target(target, getattr(board, "build_variant", "board")))

@@ -42,12 +42,14 @@ def check_model(
     samples: Sequence[Sample],
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    isa: str = "",
 ) -> CheckResult:
-    """Generate, compile and run ``model`` on the host; compare every output byte."""
+    """Generate, compile and run ``model`` on the host; compare every output byte.
+    ``isa`` "mve": the Helium kernels' C, run through th_mve.h's exact emulation."""
     start = time.monotonic()
     note = progress or (lambda _msg: None)
     note("generating C")
-    gen = generate(model)
+    gen = generate(model, isa)
     reference = Reference(model)
     with tempfile.TemporaryDirectory(prefix="tinyhil-check-") as tmp:
         build_dir = workdir or Path(tmp)

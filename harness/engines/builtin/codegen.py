@@ -28,6 +28,11 @@ from harness.firmware import TEMPLATES, IOSpec, model_config_header
 from harness.model import Model
 
 KERNEL_DIR = TEMPLATES / "engines" / "builtin"
+# The instruction sets the lowerings target: "" is portable C, with the DSP
+# extension's SIMD where the compiler defines __ARM_FEATURE_DSP (th_simd.h);
+# "mve" is Helium (th_mve.h), whose kernels take the weights in their TFLite
+# layout, so the generated C differs. The host check emulates either.
+ISAS = ("", "mve")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class GeneratedModel:
     inputs: tuple[IOSpec, ...]
     outputs: tuple[IOSpec, ...]
     plan: Plan
+    isa: str = ""  # ISAS
 
     def kernel_sources(self) -> list[Path]:
         return sorted(KERNEL_DIR.glob("*.c"))
@@ -70,13 +76,16 @@ def _io(model: Model, idx: int) -> IOSpec:
                   q.scale if q else None, q.zero_point if q else None)
 
 
-def generate(model: Model) -> GeneratedModel:
-    """Lower every op of ``model`` and emit its C sources.
+def generate(model: Model, isa: str = "") -> GeneratedModel:
+    """Lower every op of ``model`` and emit its C sources, for kernels of ``isa``
+    (ISAS; a target's is ``TargetDescriptor.builtin_isa``).
 
     Raises:
         UnsupportedOpError: an op (or an op's configuration) the engine lacks,
             before any C is written.
     """
+    if isa not in ISAS:
+        raise ValueError(f"isa {isa!r}: expected one of {ISAS}")
     lw.check_supported(model)
     alias_ops = frozenset(n for n, s in lw.REGISTRY.items() if s.alias)
     inplace = {n: s.inplace_input for n, s in lw.REGISTRY.items() if s.inplace_input}
@@ -116,9 +125,9 @@ def generate(model: Model) -> GeneratedModel:
             continue
         if op.index in band_of:
             band = band_of[op.index]
-            calls.append(_band_call(model, band, tensor_expr, decls, headers, weight_arrays))
+            calls.append(_band_call(model, band, tensor_expr, decls, headers, weight_arrays, isa))
             continue
-        ctx = lw.LowerContext(model, op, tensor_expr)
+        ctx = lw.LowerContext(model, op, tensor_expr, isa)
         call = spec.lower(ctx)
         decls.extend(ctx.decls)
         headers |= ctx.headers
@@ -147,7 +156,7 @@ def generate(model: Model) -> GeneratedModel:
                                (out_ptrs, [str(io.nbytes) for io in outs])),
         "th_weights.c": _weights_c(model, consts),
     }
-    return GeneratedModel(model, sources, KERNEL_DIR, plan.arena_bytes, weights, ins, outs, plan)
+    return GeneratedModel(model, sources, KERNEL_DIR, plan.arena_bytes, weights, ins, outs, plan, isa)
 
 
 # Band fusion: a CONV_2D / DEPTHWISE_CONV_2D whose output only feeds the next op,
@@ -206,7 +215,7 @@ def _params_type(ctx: lw.LowerContext) -> str:
 
 
 def _band_call(model: Model, band: BandFusion, tensor_expr: Callable[[int], str],
-               decls: list[str], headers: set[str], weight_arrays: dict[str, int]) -> str:
+               decls: list[str], headers: set[str], weight_arrays: dict[str, int], isa: str) -> str:
     """The producer's and consumer's calls in a loop over bands of output rows."""
     p, q = model.operators[band.producer], model.operators[band.consumer]
     x = p.inputs[0]
@@ -221,9 +230,9 @@ def _band_call(model: Model, band: BandFusion, tensor_expr: Callable[[int], str]
             return tensor_expr(i)  # the scratch, the same for every band
         return f"{tensor_expr(i)} + th_bo"
 
-    pctx = lw.LowerContext(model, p, lambda i: "th_bx" if i == x else tensor_expr(i))
+    pctx = lw.LowerContext(model, p, lambda i: "th_bx" if i == x else tensor_expr(i), isa)
     pcall = lw.REGISTRY[p.name].lower(pctx)  # type: ignore[misc]
-    qctx = lw.LowerContext(model, q, band_expr)
+    qctx = lw.LowerContext(model, q, band_expr, isa)
     qcall = lw.REGISTRY[q.name].lower(qctx)  # type: ignore[misc]
     for ctx in (pctx, qctx):
         decls.extend(ctx.decls)

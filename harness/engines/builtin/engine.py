@@ -28,8 +28,8 @@ class BuiltinEngine:
         from harness.engines.builtin import generate
         from harness.results import engine_version
 
-        progress("generating C")
-        gen = generate(model)
+        progress("generating C" + (f" ({target.builtin_isa})" if target.builtin_isa else ""))
+        gen = generate(model, target.builtin_isa)
         progress("building firmware")
         return BuiltImage(build_firmware(gen, target), self.name, engine_version(), "", None)
 

@@ -87,7 +87,8 @@ def c_array_literal(values: Sequence[int] | np.ndarray, per_line: int = 24) -> s
 
 @dataclass
 class LowerContext:
-    """What a lowering sees: the model, its op, and ways to emit C.
+    """What a lowering sees: the model, its op, the instruction set the kernels may
+    use (``isa``), and ways to emit C.
 
     ``ptr`` gives the C expression of a tensor's data; ``array`` and ``params``
     add ``static const`` declarations named after the op; ``weight_array`` adds
@@ -97,6 +98,7 @@ class LowerContext:
     model: Model
     op: Operator
     tensor_expr: Callable[[int], str]
+    isa: str = ""  # "" (portable C and the DSP extension) or "mve" (codegen.ISAS)
     decls: list[str] = field(default_factory=list)
     headers: set[str] = field(default_factory=set)
     weights: dict[str, int] = field(default_factory=dict)  # th_w_* arrays declared: name -> bytes

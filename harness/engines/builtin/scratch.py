@@ -23,8 +23,9 @@ def fc_depth(depth: int) -> int:
     return (depth + 7) // 8 * 8
 
 
-def scratch_bytes(model: Model) -> int:
-    """Bytes the int8 CONV_2D and FULLY_CONNECTED kernels of ``model`` need at most."""
+def scratch_bytes(model: Model, isa: str = "") -> int:
+    """Bytes the int8 CONV_2D and FULLY_CONNECTED kernels of ``model`` need at most
+    (``isa`` "mve": th_conv2d_s8_mve's four int8 patches, nothing for FULLY_CONNECTED)."""
     need = 0
     for op in model.operators:
         if op.name not in ("CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 2:
@@ -32,7 +33,13 @@ def scratch_bytes(model: Model) -> int:
         inp, filt = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
         if inp.dtype != "int8":
             continue
-        if op.name == "CONV_2D" and len(filt.shape) == 4:
+        if op.name == "CONV_2D" and len(filt.shape) == 4 and isa == "mve":
+            _, k_h, k_w, in_c = filt.shape
+            if k_h * k_w > 1:  # a 1x1 patch is read where it is (never padded: SAME pads 0)
+                need = max(need, 4 * k_h * k_w * in_c)  # four int8 patches
+        elif isa == "mve":
+            continue
+        elif op.name == "CONV_2D" and len(filt.shape) == 4:
             _, k_h, k_w, in_c = filt.shape
             need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c))  # two int16 columns
         elif op.name == "FULLY_CONNECTED" and len(filt.shape) == 2:
@@ -40,8 +47,8 @@ def scratch_bytes(model: Model) -> int:
     return need
 
 
-def scratch_decl(model: Model) -> str:
+def scratch_decl(model: Model, isa: str = "") -> str:
     """The guarded declaration of ``th_scratch`` (int32 words: 4-byte aligned)."""
-    words = max(1, (scratch_bytes(model) + 3) // 4)
+    words = max(1, (scratch_bytes(model, isa) + 3) // 4)
     return (f"#ifndef TH_SCRATCH_DECLARED\n#define TH_SCRATCH_DECLARED\n"
             f"static int32_t th_scratch[{words}];\n#endif")

@@ -147,6 +147,8 @@ def conv_2d(ctx: LowerContext) -> str:
                                     "depth_multiplier": 1, **q}
     assert filt.data is not None
     fdata = np.asarray(filt.data)
+    if ctx.isa == "mve":
+        return _conv_mve(ctx, fields, inp, filt, bias, out)
     fields["requant_mode"] = requant.mode(
         fdata.reshape(out_c, -1), None if bias is None else np.asarray(bias.data),
         int(q["input_offset"]), quant.per_channel_multipliers(inp, filt, out, out_c)[1],
@@ -160,6 +162,40 @@ def conv_2d(ctx: LowerContext) -> str:
     p = ctx.params("th_conv_params", fields)
     return (f"th_conv2d_s8({p}, {ctx.ptr(inp, const=True)}, {wname}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+
+
+def folded_bias(rows: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
+    """bias + input_offset * (sum of each row's weights), modulo 2^32: rows is
+    [channels, taps]. The kernels then multiply raw inputs (TFLM sums
+    w * (x + input_offset) + bias, the same int32)."""
+    sums = rows.astype(np.int64).sum(axis=1)
+    b = np.zeros(rows.shape[0], dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
+    folded = b + input_offset * sums
+    # TFLM's accumulator is int32 and wraps (two's complement on every target), so
+    # folding modulo 2^32 keeps the final sum identical even at the extremes (a bias
+    # of INT32_MIN on all-zero weights, which quantizers emit for pruned channels).
+    wrapped: np.ndarray = (((folded + 2**31) % 2**32) - 2**31).astype(np.int32)
+    return wrapped
+
+
+def _mve_bias(ctx: LowerContext, rows: np.ndarray, bias: Tensor | None, input_offset: int) -> str:
+    """The folded bias of an MVE kernel, as a th_w_* array (it replaces the bias in flash)."""
+    b = None if bias is None else np.asarray(bias.data)
+    return ctx.weight_array(f"th_w_op{ctx.op.index}_mve_bias", "int32_t", folded_bias(rows, b, input_offset))
+
+
+def _conv_mve(ctx: LowerContext, fields: dict[str, int | str], inp: Tensor, filt: Tensor, bias: Tensor | None,
+              out: Tensor) -> str:
+    """Helium: th_conv2d_s8_mve reads the TFLite weights as they are ([out_c][K] rows)
+    with the input offset folded into the bias (th_mve_s8.c)."""
+    assert filt.data is not None
+    rows = np.asarray(filt.data).reshape(int(fields["out_c"]), -1)
+    bname = _mve_bias(ctx, rows, bias, int(fields["input_offset"]))
+    ctx.decls.append(scratch.scratch_decl(ctx.model, ctx.isa))
+    ctx.include("th_mve_s8.h")
+    p = ctx.params("th_conv_params", fields)
+    return (f"th_conv2d_s8_mve({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{bname}, {ctx.ptr(out)}, (int8_t *)th_scratch)")
 
 
 def conv_weights(filt: np.ndarray) -> np.ndarray:
@@ -198,6 +234,8 @@ def depthwise_conv_2d(ctx: LowerContext) -> str:
     q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=3)
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": dm, **q}
+    if dm == 1 and geo["k_h"] * geo["k_w"] <= DW_MAX_TAPS and ctx.isa == "mve":
+        return _depthwise_mve(ctx, fields, inp, filt, bias, out)
     if dm == 1 and geo["k_h"] * geo["k_w"] <= DW_MAX_TAPS:
         return _depthwise_dm1(ctx, fields, inp, filt, bias, out)
     return _emit(ctx, "th_depthwise_conv2d_s8", fields, inp, filt, bias, out)
@@ -221,17 +259,24 @@ def depthwise_dm1_weights(filt: np.ndarray) -> np.ndarray:
 
 
 def depthwise_folded_bias(filt: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
-    """bias + input_offset * (sum of each channel's weights): the inner loop then
-    multiplies raw inputs (TFLM sums w * (x + input_offset) + bias, the same integer)."""
-    c = filt.shape[3]
-    sums = filt.reshape(-1, c).astype(np.int64).sum(axis=0)
-    b = np.zeros(c, dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
-    folded = b + input_offset * sums
-    # TFLM's accumulator is int32 and wraps (two's complement on every target), so
-    # folding modulo 2^32 keeps the final sum identical even at the extremes (a bias
-    # of INT32_MIN on all-zero weights, which quantizers emit for pruned channels).
-    wrapped: np.ndarray = (((folded + 2**31) % 2**32) - 2**31).astype(np.int32)
-    return wrapped
+    """:func:`folded_bias` of [1, k_h, k_w, c] depthwise weights (per channel)."""
+    return folded_bias(filt.reshape(-1, filt.shape[3]).T, bias, input_offset)
+
+
+def _depthwise_mve(ctx: LowerContext, fields: dict[str, int | str],
+                   inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor) -> str:
+    """Helium, depth multiplier 1: th_depthwise_conv2d_s8_mve reads the TFLite weights as
+    they are, with the input offset folded into the bias; a padding tap reads a row
+    of the input zero point (zp_row)."""
+    assert filt.data is not None
+    fdata = np.asarray(filt.data)
+    c = int(fields["in_c"])
+    bname = _mve_bias(ctx, fdata.reshape(-1, c).T, bias, int(fields["input_offset"]))
+    zp = ctx.array("zp_row", "int8_t", [-int(fields["input_offset"])] * c)
+    ctx.include("th_mve_s8.h")
+    p = ctx.params("th_conv_params", fields)
+    return (f"th_depthwise_conv2d_s8_mve({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{bname}, {ctx.ptr(out)}, {zp})")
 
 
 def depthwise_fast_requant(filt: np.ndarray, folded_bias: np.ndarray, shifts: list[int]) -> bool:

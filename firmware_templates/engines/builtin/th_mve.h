@@ -1,0 +1,253 @@
+/*
+ * tinyhil builtin engine: the Helium (MVE) operations the *_mve kernels use.
+ *
+ * With __ARM_FEATURE_MVE (gcc -mcpu=cortex-m55) each th_v* is the ACLE
+ * intrinsic of arm_mve.h named beside it. Elsewhere (the host check, which
+ * runs the MVE kernels through tinyhil engine check --isa mve) each is an
+ * exact C emulation of that instruction as the Armv8.1-M Architecture
+ * Reference Manual defines it: lanes are plain arrays, predicates one bit per
+ * byte lane (as VPR.P0), and nothing here depends on the host's vector unit.
+ *
+ * Used: VCTP.8/.32, VLDRB.S8/.S32 (zeroing predicated forms), VLDRW.S32,
+ * VMLADAVA.S8, VMUL.I32, VADD.I32, VDUP.32, VSHL.S32 (register), VQRDMULH.S32,
+ * VRSHL.S32 (register), VQADD.S32, VAND, VSHR.S32, VMAX.S32, VMIN.S32,
+ * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets.
+ */
+#ifndef TH_MVE_H
+#define TH_MVE_H
+
+#include <stdint.h>
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define TH_MVE_NATIVE 1
+
+typedef int8x16_t th_s8x16;
+typedef int32x4_t th_s32x4;
+typedef uint32x4_t th_u32x4;
+typedef mve_pred16_t th_pred;
+
+#define th_vctp8(n) vctp8q((uint32_t)(n))
+#define th_vctp32(n) vctp32q((uint32_t)(n))
+#define th_vld_s8_z(p, m) vldrbq_z_s8((p), (m))
+#define th_vld_s8(p) vldrbq_s8(p)
+#define th_vld_s8w_z(p, m) vldrbq_z_s32((p), (m))   /* 4 bytes sign-extended to 32 bits */
+#define th_vld_s8w(p) vldrbq_s32(p)
+#define th_vld_s32_z(p, m) vldrwq_z_s32((p), (m))
+#define th_vld_s32(p) vldrwq_s32(p)
+#define th_vmladava(acc, a, b) vmladavaq_s8((acc), (a), (b))
+#define th_vmul(a, b) vmulq_s32((a), (b))
+#define th_vadd(a, b) vaddq_s32((a), (b))
+#define th_vdup(x) vdupq_n_s32(x)
+#define th_vdup_u(x) vdupq_n_u32(x)
+#define th_vshl(a, b) vshlq_s32((a), (b))
+#define th_vqrdmulh(a, b) vqrdmulhq_s32((a), (b))
+#define th_vrshl(a, b) vrshlq_s32((a), (b))
+#define th_vqadd(a, b) vqaddq_s32((a), (b))
+#define th_vand(a, b) vandq_s32((a), (b))
+#define th_vshr31(a) vshrq_n_s32((a), 31)
+#define th_vmax(a, b) vmaxq_s32((a), (b))
+#define th_vmin(a, b) vminq_s32((a), (b))
+#define th_vsetlane(v, x, i) vsetq_lane_s32((x), (v), (i))
+#define th_vst_s8w_p(p, v, m) vstrbq_p_s32((p), (v), (m))
+#define th_vst_s8w(p, v) vstrbq_s32((p), (v))
+#define th_vst_s8w_scatter(p, off, v) vstrbq_scatter_offset_s32((p), (off), (v))
+#define th_vld_u32(p) vldrwq_u32(p)
+
+#else /* the exact emulation */
+#define TH_MVE_NATIVE 0
+
+typedef struct { int8_t v[16]; } th_s8x16;
+typedef struct { int32_t v[4]; } th_s32x4;
+typedef struct { uint32_t v[4]; } th_u32x4;
+typedef uint16_t th_pred;
+
+/* VCTP: lanes [0, n) active; a 32-bit lane is four predicate bits. */
+static inline th_pred th_vctp8(uint32_t n) {
+    return (th_pred)(n >= 16u ? 0xFFFFu : (1u << n) - 1u);
+}
+static inline th_pred th_vctp32(uint32_t n) {
+    return (th_pred)(n >= 4u ? 0xFFFFu : (1u << (4u * n)) - 1u);
+}
+static inline th_s8x16 th_vld_s8_z(const int8_t *p, th_pred m) {
+    th_s8x16 r;
+    for (int i = 0; i < 16; ++i) {
+        r.v[i] = (m >> i) & 1u ? p[i] : 0;
+    }
+    return r;
+}
+static inline th_s8x16 th_vld_s8(const int8_t *p) { return th_vld_s8_z(p, 0xFFFFu); }
+static inline th_s32x4 th_vld_s8w_z(const int8_t *p, th_pred m) {
+    th_s32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (m >> (4 * i)) & 1u ? (int32_t)p[i] : 0;
+    }
+    return r;
+}
+static inline th_s32x4 th_vld_s8w(const int8_t *p) { return th_vld_s8w_z(p, 0xFFFFu); }
+static inline th_s32x4 th_vld_s32_z(const int32_t *p, th_pred m) {
+    th_s32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (m >> (4 * i)) & 1u ? p[i] : 0;
+    }
+    return r;
+}
+static inline th_s32x4 th_vld_s32(const int32_t *p) { return th_vld_s32_z(p, 0xFFFFu); }
+static inline th_u32x4 th_vld_u32(const uint32_t *p) {
+    th_u32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = p[i];
+    }
+    return r;
+}
+/* VMLADAVA.S8: acc + the sum of the 16 lane products (modulo 2^32). */
+static inline int32_t th_vmladava(int32_t acc, th_s8x16 a, th_s8x16 b) {
+    uint32_t s = (uint32_t)acc;
+    for (int i = 0; i < 16; ++i) {
+        s += (uint32_t)((int32_t)a.v[i] * (int32_t)b.v[i]);
+    }
+    return (int32_t)s;
+}
+static inline th_s32x4 th_vmul(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = (int32_t)((uint32_t)a.v[i] * (uint32_t)b.v[i]); /* the low 32 bits */
+    }
+    return a;
+}
+static inline th_s32x4 th_vadd(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b.v[i]);
+    }
+    return a;
+}
+static inline th_s32x4 th_vdup(int32_t x) {
+    th_s32x4 r = {{x, x, x, x}};
+    return r;
+}
+static inline th_u32x4 th_vdup_u(uint32_t x) {
+    th_u32x4 r = {{x, x, x, x}};
+    return r;
+}
+/* VSHL.S32 (register): shift left by the count's low byte, taken as signed;
+ * a negative count shifts right (arithmetic, truncating); bits beyond 32 are lost. */
+static inline int32_t th_shl1(int32_t x, int32_t count) {
+    const int32_t c = (int8_t)(count & 0xFF);
+    if (c >= 32) {
+        return 0;
+    }
+    if (c >= 0) {
+        return (int32_t)((uint32_t)x << c);
+    }
+    if (c <= -32) {
+        return x < 0 ? -1 : 0;
+    }
+    return (int32_t)(x >> -c);
+}
+static inline th_s32x4 th_vshl(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = th_shl1(a.v[i], b.v[i]);
+    }
+    return a;
+}
+/* VQRDMULH.S32: saturate((2ab + 2^31) >> 32). */
+static inline th_s32x4 th_vqrdmulh(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        const int64_t p = (int64_t)a.v[i] * b.v[i];
+        if (a.v[i] == INT32_MIN && b.v[i] == INT32_MIN) {
+            a.v[i] = INT32_MAX;
+        } else {
+            /* 2p + 2^31 fits int64 (|p| <= 2^62 - 2^31 here). */
+            a.v[i] = (int32_t)((2 * p + ((int64_t)1 << 31)) >> 32);
+        }
+    }
+    return a;
+}
+/* VRSHL.S32 (register): a negative count is a rounding right shift,
+ * (x + 2^(n-1)) >> n computed without overflow; a positive one shifts left. */
+static inline th_s32x4 th_vrshl(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        const int32_t c = (int8_t)(b.v[i] & 0xFF);
+        if (c >= 0) {
+            a.v[i] = th_shl1(a.v[i], c);
+        } else if (c < -32) {
+            a.v[i] = 0;
+        } else {
+            a.v[i] = (int32_t)(((int64_t)a.v[i] + ((int64_t)1 << (-c - 1))) >> -c);
+        }
+    }
+    return a;
+}
+static inline th_s32x4 th_vqadd(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        const int64_t s = (int64_t)a.v[i] + b.v[i];
+        a.v[i] = (int32_t)(s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : s));
+    }
+    return a;
+}
+static inline th_s32x4 th_vand(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] &= b.v[i];
+    }
+    return a;
+}
+static inline th_s32x4 th_vshr31(th_s32x4 a) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = a.v[i] < 0 ? -1 : 0;
+    }
+    return a;
+}
+static inline th_s32x4 th_vmax(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+    }
+    return a;
+}
+static inline th_s32x4 th_vmin(th_s32x4 a, th_s32x4 b) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
+    }
+    return a;
+}
+static inline th_s32x4 th_vsetlane(th_s32x4 a, int32_t x, int i) {
+    a.v[i] = x;
+    return a;
+}
+/* VSTRB.32: the low byte of each active lane, to consecutive bytes. */
+static inline void th_vst_s8w_p(int8_t *p, th_s32x4 v, th_pred m) {
+    for (int i = 0; i < 4; ++i) {
+        if ((m >> (4 * i)) & 1u) {
+            p[i] = (int8_t)v.v[i];
+        }
+    }
+}
+static inline void th_vst_s8w(int8_t *p, th_s32x4 v) { th_vst_s8w_p(p, v, 0xFFFFu); }
+/* VSTRB.32 scatter: lane i's low byte to p + off[i]. */
+static inline void th_vst_s8w_scatter(int8_t *p, th_u32x4 off, th_s32x4 v) {
+    for (int i = 0; i < 4; ++i) {
+        p[off.v[i]] = (int8_t)v.v[i];
+    }
+}
+#endif
+
+/*
+ * TFLite's MultiplyByQuantizedMultiplier on four lanes, then the output
+ * offset and the activation clamp (what th_mbqm + th_clamp_s8 do per lane):
+ * VSHL by the left shift (wrapping, as the reference's x * (1 << left)),
+ * VQRDMULH (exactly gemmlowp's SaturatingRoundingDoublingHighMul), and
+ * gemmlowp's RoundingDivideByPOT as VRSHL by -right after subtracting 1 from
+ * negative lanes (saturating) where right > 0: that turns VRSHL's round half
+ * up into round half away from zero and changes nothing else.
+ */
+static inline th_s32x4 th_vrequant(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, int32_t out_off,
+                                   int32_t act_min, int32_t act_max) {
+    const th_s32x4 zero = th_vdup(0);
+    const th_s32x4 left = th_vmax(shift, zero);
+    const th_s32x4 right = th_vmin(shift, zero); /* -right shift, <= 0 */
+    th_s32x4 x = th_vqrdmulh(th_vshl(acc, left), mult);
+    /* -1 in lanes with x < 0 and a right shift: right >> 31 is -1 where right < 0. */
+    x = th_vqadd(x, th_vand(th_vshr31(x), th_vshr31(right)));
+    x = th_vadd(th_vrshl(x, right), th_vdup(out_off));
+    return th_vmin(th_vmax(x, th_vdup(act_min)), th_vdup(act_max));
+}
+
+#endif /* TH_MVE_H */

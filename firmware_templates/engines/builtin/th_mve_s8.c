@@ -1,0 +1,247 @@
+/*
+ * tinyhil builtin engine: int8 CONV_2D, DEPTHWISE_CONV_2D (depth multiplier 1)
+ * and FULLY_CONNECTED for cores with Helium (MVE), through th_mve.h.
+ *
+ * The generator (--isa mve, chosen for cores with MVE) passes the weights in
+ * their TFLite layout and folds the input offset into the bias:
+ * bias_eff[c] = bias[c] + input_offset * (sum of channel c's weights), so the
+ * kernels multiply raw int8 inputs (the same int32 sums as TFLM's
+ * sum w * (x + input_offset) + bias, modulo 2^32 as TFLM's accumulator). A
+ * padding tap reads the input zero point, whose product then cancels its part
+ * of the folded bias: TFLM skips such a tap, which is the same sum.
+ * Requantization is th_vrequant (th_mve.h): TFLM's arithmetic on four lanes.
+ */
+#include <string.h>
+
+#include "th_mve.h"
+#include "th_mve_s8.h"
+
+/* Four accumulators of one output channel (or four channels) as one vector. */
+static inline th_s32x4 th_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3) {
+    th_s32x4 v = th_vdup(a0);
+    v = th_vsetlane(v, a1, 1);
+    v = th_vsetlane(v, a2, 2);
+    v = th_vsetlane(v, a3, 3);
+    return v;
+}
+
+/* ---------------------------------------------------------------- FULLY_CONNECTED */
+
+th_status th_fully_connected_s8_mve(const th_fc_params *p, const int8_t *input, const int8_t *filter,
+                                    const int32_t *bias_eff, int8_t *output) {
+    const int32_t depth = p->accum_depth;
+    const int32_t out_depth = p->out_depth;
+    const int32_t full = depth & ~15;
+    const th_pred tail = th_vctp8((uint32_t)(depth - full));
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in = input + b * depth;
+        int8_t *out = output + b * out_depth;
+        for (int32_t o = 0; o < out_depth; o += 4) {
+            const int32_t n = TH_MIN(4, out_depth - o);
+            /* Rows past the last repeat it (their results are not stored). */
+            const int8_t *w0 = filter + o * depth;
+            const int8_t *w1 = n > 1 ? w0 + depth : w0;
+            const int8_t *w2 = n > 2 ? w0 + 2 * depth : w0;
+            const int8_t *w3 = n > 3 ? w0 + 3 * depth : w0;
+            const th_pred lanes = th_vctp32((uint32_t)n);
+            th_s32x4 acc = th_vld_s32_z(bias_eff + o, lanes);
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            const int8_t *px = in;
+            for (int32_t d = 0; d < full; d += 16) {
+                const th_s8x16 x = th_vld_s8(px);
+                a0 = th_vmladava(a0, th_vld_s8(w0), x);
+                a1 = th_vmladava(a1, th_vld_s8(w1), x);
+                a2 = th_vmladava(a2, th_vld_s8(w2), x);
+                a3 = th_vmladava(a3, th_vld_s8(w3), x);
+                px += 16;
+                w0 += 16;
+                w1 += 16;
+                w2 += 16;
+                w3 += 16;
+            }
+            if (full < depth) {
+                const th_s8x16 x = th_vld_s8_z(px, tail);
+                a0 = th_vmladava(a0, th_vld_s8_z(w0, tail), x);
+                a1 = th_vmladava(a1, th_vld_s8_z(w1, tail), x);
+                a2 = th_vmladava(a2, th_vld_s8_z(w2, tail), x);
+                a3 = th_vmladava(a3, th_vld_s8_z(w3, tail), x);
+            }
+            acc = th_vadd(acc, th_vec4(a0, a1, a2, a3));
+            const th_s32x4 y = th_vrequant(acc, th_vld_s32_z(p->mult + o, lanes),
+                                           th_vld_s32_z(p->shift + o, lanes), out_off, act_min, act_max);
+            th_vst_s8w_p(out + o, y, lanes);
+        }
+    }
+    return TH_OK;
+}
+
+/* ---------------------------------------------------------------- CONV_2D */
+
+/* Output pixel n's patch (order [k_y][k_x][in_c], as a weight row): a pointer
+ * into the input when the patch is one contiguous run inside the image (a
+ * pointwise conv), else its K bytes written to col, padding taps as the zero point. */
+static const int8_t *th_patch(const th_conv_params *p, const int8_t *input, int32_t n, int8_t *col,
+                              int8_t zp) {
+    const int32_t in_c = p->in_c;
+    const int32_t plane = p->out_h * p->out_w;
+    const int32_t b = n / plane;
+    const int32_t oy = (n - b * plane) / p->out_w;
+    const int32_t ox = n - b * plane - oy * p->out_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+    if (p->k_h == 1 && p->k_w == 1 && iy0 >= 0 && ix0 >= 0 && iy0 < p->in_h && ix0 < p->in_w) {
+        return in_b + (iy0 * p->in_w + ix0) * in_c;
+    }
+    int8_t *dst = col;
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dil_w;
+            if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+                memcpy(dst, in_b + (iy * p->in_w + ix) * in_c, (size_t)in_c);
+            } else {
+                memset(dst, zp, (size_t)in_c);
+            }
+            dst += in_c;
+        }
+    }
+    return col;
+}
+
+/* scratch holds 4 * K bytes (K = k_h * k_w * in_c): four patches. */
+th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
+                           const int32_t *bias_eff, int8_t *output, int8_t *scratch) {
+    const int32_t out_c = p->out_c;
+    const int32_t k = p->k_h * p->k_w * p->in_c;
+    const int32_t full = k & ~15;
+    const th_pred tail = th_vctp8((uint32_t)(k - full));
+    const int32_t pixels = p->batches * p->out_h * p->out_w;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
+    if (p->depth_multiplier != 1) {
+        return TH_ERROR;
+    }
+    const uint32_t stride[4] = {0u, (uint32_t)out_c, 2u * (uint32_t)out_c, 3u * (uint32_t)out_c};
+    for (int32_t px = 0; px < pixels; px += 4) {
+        const int32_t n = TH_MIN(4, pixels - px);
+        /* Missing pixels repeat the first: their results land on it, the same values. */
+        const int8_t *c0 = th_patch(p, input, px, scratch, zp);
+        const int8_t *c1 = n > 1 ? th_patch(p, input, px + 1, scratch + k, zp) : c0;
+        const int8_t *c2 = n > 2 ? th_patch(p, input, px + 2, scratch + 2 * k, zp) : c0;
+        const int8_t *c3 = n > 3 ? th_patch(p, input, px + 3, scratch + 3 * k, zp) : c0;
+        const uint32_t lane_off[4] = {0u, n > 1 ? stride[1] : 0u, n > 2 ? stride[2] : 0u, n > 3 ? stride[3] : 0u};
+        const th_u32x4 offs = th_vld_u32(lane_off);
+        int8_t *out = output + px * out_c;
+        const int8_t *w = filter;
+        for (int32_t oc = 0; oc < out_c; ++oc) {
+            int32_t a0 = bias_eff[oc];
+            int32_t a1 = a0, a2 = a0, a3 = a0;
+            /* Pointers stepped in the loop: post-incrementing VLDRBs, 10 instructions per 64 MACs. */
+            const int8_t *pw = w, *p0 = c0, *p1 = c1, *p2 = c2, *p3 = c3;
+            for (int32_t d = 0; d < full; d += 16) {
+                const th_s8x16 wv = th_vld_s8(pw);
+                a0 = th_vmladava(a0, wv, th_vld_s8(p0));
+                a1 = th_vmladava(a1, wv, th_vld_s8(p1));
+                a2 = th_vmladava(a2, wv, th_vld_s8(p2));
+                a3 = th_vmladava(a3, wv, th_vld_s8(p3));
+                pw += 16;
+                p0 += 16;
+                p1 += 16;
+                p2 += 16;
+                p3 += 16;
+            }
+            if (full < k) {
+                const th_s8x16 wv = th_vld_s8_z(pw, tail);
+                a0 = th_vmladava(a0, wv, th_vld_s8_z(p0, tail));
+                a1 = th_vmladava(a1, wv, th_vld_s8_z(p1, tail));
+                a2 = th_vmladava(a2, wv, th_vld_s8_z(p2, tail));
+                a3 = th_vmladava(a3, wv, th_vld_s8_z(p3, tail));
+            }
+            const th_s32x4 y = th_vrequant(th_vec4(a0, a1, a2, a3), th_vdup(p->mult[oc]), th_vdup(p->shift[oc]),
+                                           out_off, act_min, act_max);
+            th_vst_s8w_scatter(out + oc, offs, y);
+            w += k;
+        }
+    }
+    return TH_OK;
+}
+
+/* ---------------------------------------------------------------- DEPTHWISE_CONV_2D */
+
+#define TH_DW_MVE_MAX_TAPS 32
+
+/* Depth multiplier 1, at most TH_DW_MVE_MAX_TAPS taps. zp_row holds in_c
+ * bytes of the input zero point: the row a padding tap reads. */
+th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
+                                     const int32_t *bias_eff, int8_t *output, const int8_t *zp_row) {
+    const int32_t ch = p->in_c;
+    const int32_t taps = p->k_h * p->k_w;
+    const int32_t full = ch & ~15;
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
+    const int8_t *tap[TH_DW_MVE_MAX_TAPS];
+    if (p->depth_multiplier != 1 || taps > TH_DW_MVE_MAX_TAPS) {
+        return TH_ERROR;
+    }
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * ch;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int32_t t = 0;
+                for (int32_t ky = 0; ky < p->k_h; ++ky) {
+                    const int32_t iy = iy0 + ky * p->dil_h;
+                    for (int32_t kx = 0; kx < p->k_w; ++kx) {
+                        const int32_t ix = ix0 + kx * p->dil_w;
+                        const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+                        tap[t++] = inside ? in_b + (iy * p->in_w + ix) * ch : zp_row;
+                    }
+                }
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * ch;
+                int32_t c = 0;
+                for (; c < full; c += 16) {
+                    th_s32x4 a0 = th_vld_s32(bias_eff + c);
+                    th_s32x4 a1 = th_vld_s32(bias_eff + c + 4);
+                    th_s32x4 a2 = th_vld_s32(bias_eff + c + 8);
+                    th_s32x4 a3 = th_vld_s32(bias_eff + c + 12);
+                    const int8_t *w = filter + c;
+                    for (int32_t i = 0; i < taps; ++i, w += ch) {
+                        const int8_t *x = tap[i] + c;
+                        a0 = th_vadd(a0, th_vmul(th_vld_s8w(x), th_vld_s8w(w)));
+                        a1 = th_vadd(a1, th_vmul(th_vld_s8w(x + 4), th_vld_s8w(w + 4)));
+                        a2 = th_vadd(a2, th_vmul(th_vld_s8w(x + 8), th_vld_s8w(w + 8)));
+                        a3 = th_vadd(a3, th_vmul(th_vld_s8w(x + 12), th_vld_s8w(w + 12)));
+                    }
+                    th_vst_s8w(out + c, th_vrequant(a0, th_vld_s32(p->mult + c), th_vld_s32(p->shift + c),
+                                                    out_off, act_min, act_max));
+                    th_vst_s8w(out + c + 4, th_vrequant(a1, th_vld_s32(p->mult + c + 4),
+                                                        th_vld_s32(p->shift + c + 4), out_off, act_min, act_max));
+                    th_vst_s8w(out + c + 8, th_vrequant(a2, th_vld_s32(p->mult + c + 8),
+                                                        th_vld_s32(p->shift + c + 8), out_off, act_min, act_max));
+                    th_vst_s8w(out + c + 12, th_vrequant(a3, th_vld_s32(p->mult + c + 12),
+                                                         th_vld_s32(p->shift + c + 12), out_off, act_min,
+                                                         act_max));
+                }
+                for (; c < ch; c += 4) {
+                    const th_pred m = th_vctp32((uint32_t)(ch - c));
+                    th_s32x4 a = th_vld_s32_z(bias_eff + c, m);
+                    const int8_t *w = filter + c;
+                    for (int32_t i = 0; i < taps; ++i, w += ch) {
+                        a = th_vadd(a, th_vmul(th_vld_s8w_z(tap[i] + c, m), th_vld_s8w_z(w, m)));
+                    }
+                    th_vst_s8w_p(out + c, th_vrequant(a, th_vld_s32_z(p->mult + c, m), th_vld_s32_z(p->shift + c, m),
+                                                      out_off, act_min, act_max), m);
+                }
+            }
+        }
+    }
+    return TH_OK;
+}

@@ -11,7 +11,8 @@
  * Used: VCTP.8/.32, VLDRB.S8/.S32 (zeroing predicated forms), VLDRW.S32,
  * VMLADAVA.S8, VMUL.I32, VADD.I32, VDUP.32, VSHL.S32 (register), VQRDMULH.S32,
  * VRSHL.S32 (register), VQADD.S32, VAND, VSHR.S32, VMAX.S32, VMIN.S32,
- * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets.
+ * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets,
+ * VDUP.8 and VSTRB.8 (predicated).
  */
 #ifndef TH_MVE_H
 #define TH_MVE_H
@@ -53,6 +54,8 @@ typedef mve_pred16_t th_pred;
 #define th_vst_s8w(p, v) vstrbq_s32((p), (v))
 #define th_vst_s8w_scatter(p, off, v) vstrbq_scatter_offset_s32((p), (off), (v))
 #define th_vld_u32(p) vldrwq_u32(p)
+#define th_vdup_s8(x) vdupq_n_s8(x)
+#define th_vst_s8_p(p, v, m) vstrbq_p_s8((p), (v), (m))
 
 #else /* the exact emulation */
 #define TH_MVE_NATIVE 0
@@ -221,6 +224,21 @@ static inline void th_vst_s8w_p(int8_t *p, th_s32x4 v, th_pred m) {
     }
 }
 static inline void th_vst_s8w(int8_t *p, th_s32x4 v) { th_vst_s8w_p(p, v, 0xFFFFu); }
+static inline th_s8x16 th_vdup_s8(int8_t x) {
+    th_s8x16 r;
+    for (int i = 0; i < 16; ++i) {
+        r.v[i] = x;
+    }
+    return r;
+}
+/* VSTRB.8 (predicated): active byte lanes only. */
+static inline void th_vst_s8_p(int8_t *p, th_s8x16 v, th_pred m) {
+    for (int i = 0; i < 16; ++i) {
+        if ((m >> i) & 1u) {
+            p[i] = v.v[i];
+        }
+    }
+}
 /* VSTRB.32 scatter: lane i's low byte to p + off[i]. */
 static inline void th_vst_s8w_scatter(int8_t *p, th_u32x4 off, th_s32x4 v) {
     for (int i = 0; i < 4; ++i) {

@@ -11,8 +11,6 @@
  * of the folded bias: TFLM skips such a tap, which is the same sum.
  * Requantization is th_vrequant (th_mve.h): TFLM's arithmetic on four lanes.
  */
-#include <string.h>
-
 #include "th_mve.h"
 #include "th_mve_s8.h"
 
@@ -80,11 +78,26 @@ th_status th_fully_connected_s8_mve(const th_fc_params *p, const int8_t *input, 
 
 /* ---------------------------------------------------------------- CONV_2D */
 
+/* n bytes from src to dst, 16 at a time (the last predicated). */
+static inline void th_copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
+    for (; n > 0; n -= 16, src += 16, dst += 16) {
+        const th_pred m = th_vctp8((uint32_t)n);
+        th_vst_s8_p(dst, th_vld_s8_z(src, m), m);
+    }
+}
+
+/* n bytes of v at dst. */
+static inline void th_fill_s8(int8_t *dst, th_s8x16 v, int32_t n) {
+    for (; n > 0; n -= 16, dst += 16) {
+        th_vst_s8_p(dst, v, th_vctp8((uint32_t)n));
+    }
+}
+
 /* Output pixel n's patch (order [k_y][k_x][in_c], as a weight row): a pointer
  * into the input when the patch is one contiguous run inside the image (a
  * pointwise conv), else its K bytes written to col, padding taps as the zero point. */
 static const int8_t *th_patch(const th_conv_params *p, const int8_t *input, int32_t n, int8_t *col,
-                              int8_t zp) {
+                              th_s8x16 zp) {
     const int32_t in_c = p->in_c;
     const int32_t plane = p->out_h * p->out_w;
     const int32_t b = n / plane;
@@ -97,17 +110,25 @@ static const int8_t *th_patch(const th_conv_params *p, const int8_t *input, int3
         return in_b + (iy0 * p->in_w + ix0) * in_c;
     }
     int8_t *dst = col;
+    const int32_t run = p->k_w * in_c;
+    const int whole_rows = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
     for (int32_t ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = iy0 + ky * p->dil_h;
-        for (int32_t kx = 0; kx < p->k_w; ++kx) {
-            const int32_t ix = ix0 + kx * p->dil_w;
-            if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
-                memcpy(dst, in_b + (iy * p->in_w + ix) * in_c, (size_t)in_c);
-            } else {
-                memset(dst, zp, (size_t)in_c);
+        if (iy < 0 || iy >= p->in_h) {
+            th_fill_s8(dst, zp, run);
+        } else if (whole_rows) { /* the row's taps are one run of the input */
+            th_copy_s8(dst, in_b + (iy * p->in_w + ix0) * in_c, run);
+        } else {
+            for (int32_t kx = 0; kx < p->k_w; ++kx) {
+                const int32_t ix = ix0 + kx * p->dil_w;
+                if (ix >= 0 && ix < p->in_w) {
+                    th_copy_s8(dst + kx * in_c, in_b + (iy * p->in_w + ix) * in_c, in_c);
+                } else {
+                    th_fill_s8(dst + kx * in_c, zp, in_c);
+                }
             }
-            dst += in_c;
         }
+        dst += run;
     }
     return col;
 }
@@ -120,7 +141,7 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
     const int32_t full = k & ~15;
     const th_pred tail = th_vctp8((uint32_t)(k - full));
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    const int8_t zp = (int8_t)(-p->input_offset);
+    const th_s8x16 zp = th_vdup_s8((int8_t)(-p->input_offset));
     const int32_t out_off = p->output_offset;
     const int32_t act_min = p->act_min;
     const int32_t act_max = p->act_max;
@@ -176,69 +197,101 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
 
 #define TH_DW_MVE_MAX_TAPS 32
 
+/* Output channels [c, c + 4 * nv) of one pixel (nv = 1, 2 or 4 vectors of four
+ * int32 lanes; `m` predicates the last vector when channels run out). */
+static inline __attribute__((always_inline)) void th_dw_block(
+    const th_conv_params *p, const int8_t *const *tap, int32_t taps, const int8_t *filter, const int32_t *bias_eff,
+    int8_t *out, int32_t c, int32_t nv, th_pred m) {
+    const int32_t ch = p->in_c;
+    th_s32x4 a0 = th_vld_s32_z(bias_eff + c, nv == 1 ? m : 0xFFFFu);
+    th_s32x4 a1 = th_vdup(0), a2 = th_vdup(0), a3 = th_vdup(0);
+    if (nv > 1) {
+        a1 = th_vld_s32(bias_eff + c + 4);
+    }
+    if (nv > 2) {
+        a2 = th_vld_s32(bias_eff + c + 8);
+        a3 = th_vld_s32(bias_eff + c + 12);
+    }
+    const int8_t *w = filter + c;
+    for (int32_t i = 0; i < taps; ++i, w += ch) {
+        const int8_t *x = tap[i] + c;
+        if (nv == 1) {
+            a0 = th_vadd(a0, th_vmul(th_vld_s8w_z(x, m), th_vld_s8w_z(w, m)));
+            continue;
+        }
+        a0 = th_vadd(a0, th_vmul(th_vld_s8w(x), th_vld_s8w(w)));
+        a1 = th_vadd(a1, th_vmul(th_vld_s8w(x + 4), th_vld_s8w(w + 4)));
+        if (nv > 2) {
+            a2 = th_vadd(a2, th_vmul(th_vld_s8w(x + 8), th_vld_s8w(w + 8)));
+            a3 = th_vadd(a3, th_vmul(th_vld_s8w(x + 12), th_vld_s8w(w + 12)));
+        }
+    }
+    const int32_t oo = p->output_offset, lo = p->act_min, hi = p->act_max;
+    if (nv == 1) {
+        th_vst_s8w_p(out + c, th_vrequant(a0, th_vld_s32_z(p->mult + c, m), th_vld_s32_z(p->shift + c, m), oo, lo,
+                                          hi), m);
+        return;
+    }
+    th_vst_s8w(out + c, th_vrequant(a0, th_vld_s32(p->mult + c), th_vld_s32(p->shift + c), oo, lo, hi));
+    th_vst_s8w(out + c + 4, th_vrequant(a1, th_vld_s32(p->mult + c + 4), th_vld_s32(p->shift + c + 4), oo, lo, hi));
+    if (nv > 2) {
+        th_vst_s8w(out + c + 8, th_vrequant(a2, th_vld_s32(p->mult + c + 8), th_vld_s32(p->shift + c + 8), oo, lo,
+                                            hi));
+        th_vst_s8w(out + c + 12, th_vrequant(a3, th_vld_s32(p->mult + c + 12), th_vld_s32(p->shift + c + 12), oo,
+                                             lo, hi));
+    }
+}
+
 /* Depth multiplier 1, at most TH_DW_MVE_MAX_TAPS taps. zp_row holds in_c
  * bytes of the input zero point: the row a padding tap reads. */
 th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                                      const int32_t *bias_eff, int8_t *output, const int8_t *zp_row) {
     const int32_t ch = p->in_c;
     const int32_t taps = p->k_h * p->k_w;
-    const int32_t full = ch & ~15;
-    const int32_t out_off = p->output_offset;
-    const int32_t act_min = p->act_min;
-    const int32_t act_max = p->act_max;
     const int8_t *tap[TH_DW_MVE_MAX_TAPS];
+    int32_t tap_off[TH_DW_MVE_MAX_TAPS]; /* an interior pixel's taps, from its first */
     if (p->depth_multiplier != 1 || taps > TH_DW_MVE_MAX_TAPS) {
         return TH_ERROR;
     }
+    for (int32_t ky = 0, t = 0; ky < p->k_h; ++ky) {
+        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+            tap_off[t++] = (ky * p->dil_h * p->in_w + kx * p->dil_w) * ch;
+        }
+    }
+    const int32_t span_h = (p->k_h - 1) * p->dil_h, span_w = (p->k_w - 1) * p->dil_w;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * ch;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                int32_t t = 0;
-                for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                    const int32_t iy = iy0 + ky * p->dil_h;
-                    for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                        const int32_t ix = ix0 + kx * p->dil_w;
-                        const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
-                        tap[t++] = inside ? in_b + (iy * p->in_w + ix) * ch : zp_row;
+                if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < p->in_h && ix0 + span_w < p->in_w) {
+                    const int8_t *x0 = in_b + (iy0 * p->in_w + ix0) * ch;
+                    for (int32_t t = 0; t < taps; ++t) {
+                        tap[t] = x0 + tap_off[t];
+                    }
+                } else {
+                    int32_t t = 0;
+                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+                        const int32_t iy = iy0 + ky * p->dil_h;
+                        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+                            const int32_t ix = ix0 + kx * p->dil_w;
+                            const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+                            tap[t++] = inside ? in_b + (iy * p->in_w + ix) * ch : zp_row;
+                        }
                     }
                 }
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * ch;
                 int32_t c = 0;
-                for (; c < full; c += 16) {
-                    th_s32x4 a0 = th_vld_s32(bias_eff + c);
-                    th_s32x4 a1 = th_vld_s32(bias_eff + c + 4);
-                    th_s32x4 a2 = th_vld_s32(bias_eff + c + 8);
-                    th_s32x4 a3 = th_vld_s32(bias_eff + c + 12);
-                    const int8_t *w = filter + c;
-                    for (int32_t i = 0; i < taps; ++i, w += ch) {
-                        const int8_t *x = tap[i] + c;
-                        a0 = th_vadd(a0, th_vmul(th_vld_s8w(x), th_vld_s8w(w)));
-                        a1 = th_vadd(a1, th_vmul(th_vld_s8w(x + 4), th_vld_s8w(w + 4)));
-                        a2 = th_vadd(a2, th_vmul(th_vld_s8w(x + 8), th_vld_s8w(w + 8)));
-                        a3 = th_vadd(a3, th_vmul(th_vld_s8w(x + 12), th_vld_s8w(w + 12)));
-                    }
-                    th_vst_s8w(out + c, th_vrequant(a0, th_vld_s32(p->mult + c), th_vld_s32(p->shift + c),
-                                                    out_off, act_min, act_max));
-                    th_vst_s8w(out + c + 4, th_vrequant(a1, th_vld_s32(p->mult + c + 4),
-                                                        th_vld_s32(p->shift + c + 4), out_off, act_min, act_max));
-                    th_vst_s8w(out + c + 8, th_vrequant(a2, th_vld_s32(p->mult + c + 8),
-                                                        th_vld_s32(p->shift + c + 8), out_off, act_min, act_max));
-                    th_vst_s8w(out + c + 12, th_vrequant(a3, th_vld_s32(p->mult + c + 12),
-                                                         th_vld_s32(p->shift + c + 12), out_off, act_min,
-                                                         act_max));
+                for (; c + 16 <= ch; c += 16) {
+                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 4, 0xFFFFu);
+                }
+                if (c + 8 <= ch) {
+                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 2, 0xFFFFu);
+                    c += 8;
                 }
                 for (; c < ch; c += 4) {
-                    const th_pred m = th_vctp32((uint32_t)(ch - c));
-                    th_s32x4 a = th_vld_s32_z(bias_eff + c, m);
-                    const int8_t *w = filter + c;
-                    for (int32_t i = 0; i < taps; ++i, w += ch) {
-                        a = th_vadd(a, th_vmul(th_vld_s8w_z(tap[i] + c, m), th_vld_s8w_z(w, m)));
-                    }
-                    th_vst_s8w_p(out + c, th_vrequant(a, th_vld_s32_z(p->mult + c, m), th_vld_s32_z(p->shift + c, m),
-                                                      out_off, act_min, act_max), m);
+                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 1, th_vctp32((uint32_t)(ch - c)));
                 }
             }
         }

@@ -4,6 +4,7 @@ import numpy as np
 
 from harness.engines.builtin import int16x8, quant, requant, scratch
 from harness.engines.builtin.lowering import LowerContext, lowering
+from harness.model import Tensor
 
 
 @lowering("FULLY_CONNECTED")
@@ -49,6 +50,8 @@ def fully_connected(ctx: LowerContext) -> str:
         "shift": ctx.array("shift", "int32_t", shifts),
         "requant_mode": mode,
     })
+    if simd and ctx.isa == "mve":
+        return _fully_connected_mve(ctx, p, inp, filt, bias, out, input_offset)
     if not simd:
         return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, "
                 f"{ctx.ptr(filt, const=True)}, {ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
@@ -59,6 +62,21 @@ def fully_connected(ctx: LowerContext) -> str:
     ctx.decls.append(scratch.scratch_decl(ctx.model))
     return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+
+
+def _fully_connected_mve(ctx: LowerContext, p: str, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor,
+                         input_offset: int) -> str:
+    """Helium: th_fully_connected_s8_mve reads the TFLite weight rows as they are and the
+    input in place (no scratch), with the input offset folded into the bias (th_mve_s8.c)."""
+    from harness.engines.builtin.ops.conv import folded_bias
+
+    assert filt.data is not None
+    b = None if bias is None else np.asarray(bias.data)
+    bname = ctx.weight_array(f"th_w_op{ctx.op.index}_mve_bias", "int32_t",
+                             folded_bias(np.asarray(filt.data), b, input_offset))
+    ctx.include("th_mve_s8.h")
+    return (f"th_fully_connected_s8_mve({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "
+            f"{bname}, {ctx.ptr(out)})")
 
 
 def fc_weights(filt: np.ndarray) -> np.ndarray:

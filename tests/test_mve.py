@@ -1,0 +1,151 @@
+"""The builtin engine's Helium (MVE) kernels: th_mve.h's emulation against TFLM's scalar
+arithmetic, the --isa mve C against the interpreter on the host, and the real
+instructions under QEMU's Cortex-M55 (mps3-an547) byte for byte."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.build import BuildError, build_firmware
+from harness.datasets import load_dataset, random_samples
+from harness.engines.builtin import generate
+from harness.engines.builtin.check import check_model
+from harness.engines.builtin.codegen import KERNEL_DIR
+from harness.engines.builtin.host import find_host_cc
+from harness.model import load_model
+from harness.targets import find_target
+from tests.conftest import MODELS
+
+MLPERF = {"kws": "kws_ref_model", "vww": "vww_96_int8", "ic": "pretrainedResnet_quant", "ad": "ad01_int8"}
+
+# th_vrequant (four lanes) against th_mbqm + offset + clamp (TFLM's scalar arithmetic,
+# which the other kernels' tests tie to the interpreter), over the extremes of every
+# operand and random ones; and the emulated instructions against their Arm definitions.
+_REQUANT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "th_nn_common.h"
+#include "th_mve.h"
+
+static uint32_t rng = 12345u;
+static uint32_t next(void) { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }
+
+int main(void) {
+    const int32_t accs[] = {INT32_MIN, INT32_MIN + 1, -1073741824, -65536, -257, -128, -2, -1, 0, 1, 2, 127,
+                            255, 65535, 1073741823, 1073741824, INT32_MAX - 1, INT32_MAX};
+    const int32_t mults[] = {0, 1, 1073741824, 1073741825, 1518500250, 2147483646, INT32_MAX};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 8; ++shift) {
+        for (unsigned m = 0; m < sizeof mults / sizeof mults[0]; ++m) {
+            for (int r = 0; r < 400; ++r) {
+                int32_t a[4];
+                for (int i = 0; i < 4; ++i) {
+                    a[i] = r < 18 * 4 ? accs[(r * 4 + i) % 18] : (int32_t)next() >> (next() % 24);
+                }
+                const int32_t mult = m < 7 ? mults[m] : (int32_t)(next() | 0x40000000u) & INT32_MAX;
+                const int32_t out_off = (int32_t)(next() % 256) - 128;
+                const int32_t lo = (int32_t)(next() % 64) - 128, hi = 127 - (int32_t)(next() % 64);
+                th_s32x4 acc = th_vdup(a[0]);
+                for (int i = 1; i < 4; ++i) acc = th_vsetlane(acc, a[i], i);
+                int8_t got[4];
+                th_vst_s8w(got, th_vrequant(acc, th_vdup(mult), th_vdup(shift), out_off, lo, hi));
+                for (int i = 0; i < 4; ++i) {
+                    const int8_t want = th_clamp_s8(th_mbqm(a[i], mult, shift) + out_off, lo, hi);
+                    ++checked;
+                    if (got[i] != want) {
+                        if (bad++ < 5) printf("%d * %d >> %d: %d, want %d\n", a[i], mult, shift, got[i], want);
+                    }
+                }
+            }
+        }
+    }
+    /* The instructions' own definitions (Armv8.1-M ARM). */
+    th_s32x4 x = th_vqrdmulh(th_vdup(INT32_MIN), th_vdup(INT32_MIN));
+    bad += x.v[0] != INT32_MAX;                                   /* VQRDMULH saturates */
+    x = th_vrshl(th_vdup(INT32_MAX), th_vdup(-1));
+    bad += x.v[0] != 1073741824;                                  /* VRSHL rounds without overflow */
+    x = th_vrshl(th_vdup(-3), th_vdup(-1));
+    bad += x.v[0] != -1;                                          /* (-3 + 1) >> 1: half up */
+    x = th_vqadd(th_vdup(INT32_MIN), th_vdup(-1));
+    bad += x.v[0] != INT32_MIN;                                   /* VQADD saturates */
+    x = th_vshl(th_vdup(-8), th_vdup(-2));
+    bad += x.v[0] != -2;                                          /* VSHL by a negative count */
+    bad += th_vctp8(3) != 0x0007u || th_vctp8(20) != 0xFFFFu || th_vctp32(1) != 0x000Fu;
+    {
+        int8_t a[16], b[16];
+        for (int i = 0; i < 16; ++i) { a[i] = -128; b[i] = -128; }
+        bad += th_vmladava(INT32_MAX, th_vld_s8(a), th_vld_s8(b)) != (int32_t)(2147483647u + 262144u);
+        bad += th_vmladava(0, th_vld_s8_z(a, th_vctp8(2)), th_vld_s8(b)) != 32768;  /* zeroed lanes */
+    }
+    printf("checked %ld bad %ld\n", checked, bad);
+    return bad != 0;
+}
+"""
+
+
+def test_vrequant_is_tflm_arithmetic_and_the_emulation_follows_arm(tmp_path: Path) -> None:
+    src = tmp_path / "rq.c"
+    src.write_text(_REQUANT_C)
+    exe = tmp_path / "rq"
+    subprocess.run([find_host_cc(), "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{KERNEL_DIR}",
+                    str(src), "-o", str(exe)], check=True, capture_output=True, text=True)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "checked 4" in proc.stdout  # hundreds of thousands of lanes, none wrong
+
+
+@pytest.mark.parametrize("bench", sorted(MLPERF))
+def test_mve_c_is_bit_exact_on_the_host(bench: str) -> None:
+    """Every MLPerf Tiny model's --isa mve C (the Helium kernels, emulated) against the
+    interpreter: random inputs, and KWS's and AD's real ones."""
+    model = load_model(MODELS / f"{MLPERF[bench]}.tflite")
+    gen = generate(model, "mve")
+    assert "th_conv2d_s8_mve" in gen.sources["th_model.c"] or bench == "ad"
+    assert "th_fully_connected_s8_mve" in gen.sources["th_model.c"] or bench in ("vww",)
+    samples = random_samples(model, 4, seed=7)
+    data = {"kws": "kws01", "ad": "ad01"}.get(bench)
+    if data:
+        samples = [*samples, *load_dataset(MODELS.parents[1] / "datasets" / data, model, limit=25)]
+    result = check_model(model, samples, isa="mve")
+    assert result.ok and result.samples == len(samples), result
+
+
+def test_mve_build_for_a_core_without_it_is_refused() -> None:
+    model = load_model(MODELS / "ad01_int8.tflite")
+    with pytest.raises(BuildError, match="generated for mve kernels, which its core"):
+        build_firmware(generate(model, "mve"), find_target("cortex-m4"))
+    with pytest.raises(ValueError, match="isa 'sve'"):
+        generate(model, "sve")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("bench", ["kws", "ad"])
+def test_helium_kernels_under_qemu_cortex_m55(bench: str) -> None:
+    """cortex-m55's firmware runs the Helium kernels (their symbols are in the ELF), and
+    its output equals the interpreter's byte for byte, as the default kernels' does on
+    the same core, in fewer instructions."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
+    from harness.bench import fixed_input, input_job, reference_outputs
+    from harness.runners.qemu import QemuRunner
+
+    target = find_target("cortex-m55")
+    assert target.builtin_isa == "mve"
+    model = load_model(MODELS / f"{MLPERF[bench]}.tflite")
+    sample = fixed_input(model, None)
+    (want,) = reference_outputs(model, [sample])
+    counts = {}
+    for isa in ("mve", ""):
+        image = build_firmware(generate(model, isa), target)
+        nm = subprocess.run(["arm-none-eabi-nm", str(image.elf)], capture_output=True, text=True, check=True).stdout
+        kernel = "th_conv2d_s8_mve" if bench == "kws" else "th_fully_connected_s8_mve"
+        assert (kernel in nm) == (isa == "mve")
+        record = QemuRunner(cycle_model=False).run(image.elf, target, input_job(model, sample), 120)
+        assert record.ok, record.error
+        assert record.output == want, (isa, record.output.hex(), want.hex())
+        counts[isa] = record.count_per_inference
+    assert counts["mve"] < counts[""], counts

@@ -176,3 +176,23 @@ def test_binary_unsupported_activation(tmp_path: Path) -> None:
     path.write_bytes(_binary_model("ADD", [1, 4], [1, 4], act="TANH"))
     with pytest.raises(UnsupportedOpError, match="TANH"):
         generate(load_model(path))
+
+
+@pytest.mark.parametrize("case", sorted(SCALES))
+def test_same_shape_add_tables_every_byte_pair(tmp_path: Path, case: str) -> None:
+    """The same-shape ADD reads each input's rescaling from a 256-entry table built at
+    generation time (th_add_s8.c th_add_lut): all 65,536 pairs of input bytes, with
+    each scale case's requantization (fast where provably exact, else exact), equal TFLM's."""
+    from harness.datasets import Sample
+    from harness.engines.builtin.check import check_model
+
+    s1, z1, s2, z2, so, zo = SCALES[case]
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(_binary_model("ADD", [1, 256, 256, 1], [1, 256, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
+                                   so=so, zo=zo))
+    model = load_model(path)
+    assert "th_w_op0_add_lut1" in generate(model).sources["th_model.c"]
+    a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), np.arange(-128, 128, dtype=np.int8))
+    sample = Sample("pairs", (a.reshape(1, 256, 256, 1), b.reshape(1, 256, 256, 1)), None)
+    result = check_model(model, [sample])
+    assert result.ok, result

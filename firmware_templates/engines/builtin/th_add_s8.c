@@ -1,5 +1,6 @@
 /* tinyhil builtin engine: ADD, int8. */
 #include "th_elementwise.h"
+#include "th_requant.h"
 
 static inline int8_t th_add_one(const th_add_params *p, int32_t a, int32_t b) {
     /* |a + offset| <= 255, so the left shift by 20 stays inside int32. */
@@ -12,8 +13,44 @@ static inline int8_t th_add_one(const th_add_params *p, int32_t a, int32_t b) {
     return th_clamp_s8(out, p->act_min, p->act_max);
 }
 
+/*
+ * Equal shapes with the generator's tables: an int8 input has 256 values, so
+ * each input's rescaling (a shift and a rounding multiply, the per-element
+ * bulk of th_add_one) is one table read; the sum's requantization is th_requant_out,
+ * with the fast form where the generator proved it exact. Always inlined per mode.
+ */
+static inline __attribute__((always_inline)) void th_add_lut(const th_add_params *p, const int8_t *a,
+                                                             const int8_t *b, int8_t *out, int32_t n,
+                                                             const int32_t mode) {
+    const int32_t *const l1 = p->lut1 + 128;
+    const int32_t *const l2 = p->lut2 + 128;
+    const int32_t m = p->output_multiplier, s = p->output_shift, off = p->output_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    int32_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const int32_t x0 = l1[a[i]] + l2[b[i]];
+        const int32_t x1 = l1[a[i + 1]] + l2[b[i + 1]];
+        out[i] = th_requant_out(mode, x0, m, s, off, lo, hi);
+        out[i + 1] = th_requant_out(mode, x1, m, s, off, lo, hi);
+    }
+    if (i < n) {
+        out[i] = th_requant_out(mode, l1[a[i]] + l2[b[i]], m, s, off, lo, hi);
+    }
+}
+
 th_status th_add_s8(const th_add_params *p, const int8_t *input1, const int8_t *input2,
                     int8_t *output) {
+    if (p->lut1 != 0 && p->ndims == 1) {
+        const int32_t n = p->shape[0];
+        if (p->requant_mode == TH_RQ_FAST_SAT8) {
+            th_add_lut(p, input1, input2, output, n, TH_RQ_FAST_SAT8);
+        } else if (p->requant_mode == TH_RQ_FAST) {
+            th_add_lut(p, input1, input2, output, n, TH_RQ_FAST);
+        } else {
+            th_add_lut(p, input1, input2, output, n, TH_RQ_EXACT);
+        }
+        return TH_OK;
+    }
     TH_BCAST_APPLY(th_add_one, p, input1, input2, output);
     return TH_OK;
 }

@@ -30,6 +30,13 @@ typedef struct {
     int32_t output_shift;      /* <= 0 */
     int32_t act_min;
     int32_t act_max;
+    /* th_add_s8 with equal shapes (ndims 1), when the generator set them: each
+     * input's rescaled value for every int8 byte, lut[v + 128] =
+     * MultiplyByQuantizedMultiplierSmallerThanOneExp((v + offset) << left_shift, ...),
+     * and how the sum may be requantized (TH_RQ_*, th_requant.h). */
+    const int32_t *lut1;
+    const int32_t *lut2;
+    int32_t requant_mode;
 } th_add_params;
 
 typedef struct {

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from harness.engines.builtin import int16x8, quant
 from harness.engines.builtin.lowering import LowerContext, lowering
 from harness.model import Tensor
@@ -114,8 +116,53 @@ def add(ctx: LowerContext) -> str:
     fields: dict[str, int | str] = dict(_bcast_fields(ctx, in1, in2, out))
     fields.update(q)
     fields.update({"act_min": act_min, "act_max": act_max})
+    if tuple(in1.shape) == tuple(in2.shape) == tuple(out.shape):
+        fields.update(_add_tables(ctx, q, act_min, act_max))
     ctx.include("th_elementwise.h")
     return _call(ctx, "th_add_s8", ctx.params("th_add_params", fields), in1, in2, out)
+
+
+def _srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on Python ints (th_srdhm)."""
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    q = abs(ab + nudge) >> 31  # C's division truncates toward zero
+    return q if ab + nudge >= 0 else -q
+
+
+def _rdbpot(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT (th_rdbpot)."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def add_input_table(offset: int, left_shift: int, multiplier: int, shift: int) -> list[int]:
+    """One ADD input's rescaled value for every int8 byte v (index v + 128): what
+    th_add_one computes per element, MultiplyByQuantizedMultiplierSmallerThanOneExp
+    ((v + offset) << left_shift, multiplier, shift), on the host once."""
+    return [_rdbpot(_srdhm((v + offset) << left_shift, multiplier), -shift) for v in range(-128, 128)]
+
+
+def _add_tables(ctx: LowerContext, q: dict[str, int], act_min: int, act_max: int) -> dict[str, int | str]:
+    """The same-shape fast path's two tables (th_add_s8.c th_add_lut) and its requantization mode."""
+    from harness.engines.builtin import requant
+
+    t1 = add_input_table(q["input1_offset"], q["left_shift"], q["input1_multiplier"], q["input1_shift"])
+    t2 = add_input_table(q["input2_offset"], q["left_shift"], q["input2_multiplier"], q["input2_shift"])
+    bound = max(abs(v) for v in t1) + max(abs(v) for v in t2)
+    shift = q["output_shift"]
+    mode = requant.EXACT
+    if bound < 2**30 and -31 <= shift <= -1:
+        mode = requant.FAST_SAT8 if (act_min, act_max) == (-128, 127) else requant.FAST
+    return {
+        "lut1": ctx.weight_array(f"th_w_op{ctx.op.index}_add_lut1", "int32_t", np.asarray(t1, dtype=np.int32)),
+        "lut2": ctx.weight_array(f"th_w_op{ctx.op.index}_add_lut2", "int32_t", np.asarray(t2, dtype=np.int32)),
+        "requant_mode": mode,
+    }
 
 
 @lowering("MUL", inplace_input=(0, 1))

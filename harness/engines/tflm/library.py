@@ -67,6 +67,11 @@ C_FLAGS = ("-std=c17",)
 # OPTIMIZED_KERNEL_DIR=cmsis_nn adds -DCMSIS_NN; ext_libs/cmsis_nn.inc the rest.
 CMSIS_NN_FLAGS = ("-DCMSIS_NN", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0")
 
+# gcc 12 (Debian's arm-none-eabi 12.2) if-converts float conversions into IT blocks
+# on MVE cores and emits `vcvtne.f32.s32`, which its assembler rejects ("syntax error":
+# TFLM's resize_nearest_neighbor.cc on -mcpu=cortex-m55). No if-conversion, no IT-block VCVT.
+MVE_WORKAROUND_FLAGS = ("-fno-if-conversion", "-fno-if-conversion2")
+
 # arm-none-eabi-g++ comes with gcc-arm-none-eabi; its C++ headers and libstdc++ do not.
 CXX_PACKAGES = ("libstdc++-arm-none-eabi-newlib",)
 
@@ -222,6 +227,8 @@ def build_library(trees: TflmTrees, kernels: str, core_flags: tuple[str, ...], g
     files = library_sources(trees, kernels)
     dirs = include_dirs(trees, kernels)
     extra = CMSIS_NN_FLAGS if kernels == "cmsis-nn" else ()
+    if any(f.startswith("-mcpu=cortex-m55") or f.startswith("-mcpu=cortex-m85") for f in core_flags):
+        extra = (*extra, *MVE_WORKAROUND_FLAGS)
     cxxflags = (*CXX_FLAGS, *COMMON_FLAGS, *extra)
     cflags = (*C_FLAGS, *COMMON_FLAGS, *extra)
     ensure_cxx(gcc)

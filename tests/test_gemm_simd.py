@@ -22,6 +22,7 @@ from harness.engines.builtin import generate, requant
 from harness.engines.builtin.codegen import KERNEL_DIR
 from harness.engines.builtin.ops.conv import conv_weights
 from harness.engines.builtin.ops.fully_connected import fc_weights
+from harness.engines.builtin.scratch import scratch_bytes
 from harness.model import Model, load_model
 from harness.reference import Reference
 from harness.synth import ModelBuilder
@@ -65,10 +66,29 @@ def _fc(depth: int, units: int, batches: int, in_zp: int = 9) -> bytes:
     return b.build([x], [y])
 
 
-@pytest.mark.parametrize("depth,units", [(1, 1), (3, 2), (5, 7), (9, 4), (13, 3), (31, 5), (17, 11)])
+@pytest.mark.parametrize("depth,units", [(1, 1), (3, 2), (5, 7), (9, 4), (13, 3), (31, 5), (17, 11),
+                                         (8, 4), (24, 7)])
 @pytest.mark.parametrize("batches", [1, 2])
 def test_fc_odd_sizes(tmp_path: Path, depth: int, units: int, batches: int) -> None:
+    """Depths with and without a tail of depth % 8 inputs, rows by four, pairs and singles;
+    a second batch starts at any byte (depth odd)."""
     check_synthetic(_fc(depth, units, batches), tmp_path)
+
+
+def test_fc_input_zero_point_extremes(tmp_path: Path) -> None:
+    """x + input_offset spans -255..255 in the lanes widened inside the block loop."""
+    for zp in (-128, 127):
+        check_synthetic(_fc(21, 7, 2, in_zp=zp), tmp_path)
+
+
+def test_fc_needs_no_scratch(tmp_path: Path) -> None:
+    """FULLY_CONNECTED widens its input group by group: no th_scratch, none counted."""
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(_fc(640, 128, 1))
+    model = load_model(path)
+    assert scratch_bytes(model) == 0
+    src = generate(model).sources["th_model.c"]
+    assert "th_fully_connected_s8_simd(" in src and "th_scratch" not in src
 
 
 def test_conv_weight_layout() -> None:
@@ -148,12 +168,24 @@ def test_requant_mode_bounds() -> None:
 def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str,
                                     conv_act: str, huge_bias: bool) -> None:
     """The DSP instructions themselves (SXTB16, SXTAB16, SMLAD, SMMULR, SSAT) against TFLM."""
+    _qemu_matches_tflm(_chain(conv_act, huge_bias), target_name, tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7"])
+def test_fc_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str) -> None:
+    """The FULLY_CONNECTED assembly loop reading its input in place: three batches of 29
+    (rows start at unaligned addresses, a 5-input tail), 7 rows (four, a pair, one)."""
+    _qemu_matches_tflm(_fc(29, 7, 3, in_zp=-128), target_name, tmp_path)
+
+
+def _qemu_matches_tflm(raw: bytes, target_name: str, tmp_path: Path) -> None:
     from harness.build import build_firmware
     from harness.targets import find_target
     from tests import test_firmware as fw
 
-    path = tmp_path / "gemm_chain.tflite"
-    path.write_bytes(_chain(conv_act, huge_bias))
+    path = tmp_path / "gemm.tflite"
+    path.write_bytes(raw)
     model: Model = load_model(path)
     target = find_target(target_name)
     image = build_firmware(generate(model), target, cache_dir=tmp_path / "fw")

@@ -25,9 +25,9 @@ th_status th_fully_connected_s8(const th_fc_params *p, const int8_t *input, cons
 /* filter_offset must be 0. filter is re-laid out at build time (fully_connected.py
  * fc_weights): rows zero-padded to dp = accum_depth rounded up to 8; blocks of
  * four rows (then a pair, then a single row) interleaved by groups of 4 weights;
- * word-aligned. scratch holds dp int16 (one widened input row). */
+ * word-aligned. The input is widened group by group inside the block loop: no
+ * scratch (th_scratch) is needed; input may be at any address. */
 th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output,
-                                     int16_t *scratch);
+                                     const int8_t *filter, const int32_t *bias, int8_t *output);
 
 #endif /* TH_FULLY_CONNECTED_H */

@@ -27,95 +27,28 @@ th_status th_fully_connected_s8(const th_fc_params *p, const int8_t *input, cons
 
 /*
  * The same arithmetic for symmetric weights (filter_offset 0), restructured
- * for SMLAD: each input row is widened once into int16 with the input
- * offset added, laid out per group of four as (x0, x2), (x1, x3), which is
- * what SXTB16 and SXTB16 ROR #8 make of a weight word w0..w3. Rows of
- * weights are zero-padded to dp = depth rounded up to 8 and interleaved by
- * groups of 4 (fully_connected.py fc_weights): blocks of four rows, then a
- * pair if two remain, then a last single row.
+ * for SMLAD. Rows of weights are zero-padded to dp = depth rounded up to 8
+ * and interleaved by groups of 4 (fully_connected.py fc_weights): blocks of
+ * four rows, then a pair if two remain, then a last single row. The input
+ * is read where it is, one group of four bytes at a time inside the block
+ * loop, and widened there with the input offset added (SXTAB16 with the
+ * offset in both lanes) into (x0, x2), (x1, x3): what SXTB16 and SXTB16
+ * ROR #8 make of a weight word w0..w3. No scratch: the last depth % 8 inputs
+ * (read past by the padded rows) are copied into an 8-byte local instead.
  */
 
-/* Accumulate rows [o, o + n) (n = 1, 2 or 4, interleaved as one block) into acc. */
-static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, int32_t n,
-                                 int32_t *acc) {
-    const int8_t *w_end = w + n * dp;
-#if TH_SIMD_DSP
-    if (n == 4) {
-        /* 19 instructions per 16 MACs (one LDRD of input, two of weights),
-         * two groups per iteration (dp is a multiple of 8). */
-        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-        uint32_t xa, xb, w0, w1, w2, w3, t;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-            "ldrd %[w2], %[w3], [%[w]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "sxtb16 %[w0], %[w0], ror #8\n\t"
-            "smlad %[a0], %[t], %[xa], %[a0]\n\t"
-            "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "sxtb16 %[w1], %[w1], ror #8\n\t"
-            "smlad %[a1], %[t], %[xa], %[a1]\n\t"
-            "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
-            "sxtb16 %[t], %[w2]\n\t"
-            "sxtb16 %[w2], %[w2], ror #8\n\t"
-            "smlad %[a2], %[t], %[xa], %[a2]\n\t"
-            "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
-            "sxtb16 %[t], %[w3]\n\t"
-            "sxtb16 %[w3], %[w3], ror #8\n\t"
-            "smlad %[a3], %[t], %[xa], %[a3]\n\t"
-            "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
-            "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-            "ldrd %[w2], %[w3], [%[w]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "sxtb16 %[w0], %[w0], ror #8\n\t"
-            "smlad %[a0], %[t], %[xa], %[a0]\n\t"
-            "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "sxtb16 %[w1], %[w1], ror #8\n\t"
-            "smlad %[a1], %[t], %[xa], %[a1]\n\t"
-            "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
-            "sxtb16 %[t], %[w2]\n\t"
-            "sxtb16 %[w2], %[w2], ror #8\n\t"
-            "smlad %[a2], %[t], %[xa], %[a2]\n\t"
-            "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
-            "sxtb16 %[t], %[w3]\n\t"
-            "sxtb16 %[w3], %[w3], ror #8\n\t"
-            "smlad %[a3], %[t], %[xa], %[a3]\n\t"
-            "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
-            "cmp %[w], %[w_end]\n\t"
-            "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x),
-              [w] "+r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),
-              [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t)
-            : [w_end] "r"(w_end)
-            : "cc", "memory");
-        acc[0] = a0;
-        acc[1] = a1;
-        acc[2] = a2;
-        acc[3] = a3;
-        return w;
-    }
-#else
-    if (n == 4) {
-        /* Without SIMD the same layout as plain multiply-adds (lane packing in
-         * C costs more than it saves); the input group is (x0, x2, x1, x3).
-         * Pairs and single rows below go through th_simd.h. */
-        for (; w < w_end; w += 16, x += 4) {
-            const int32_t x0 = x[0], x2 = x[1], x1 = x[2], x3 = x[3];
-            for (int32_t i = 0; i < 4; ++i) {
-                const int8_t *r = w + 4 * i;
-                acc[i] += r[0] * x0 + r[1] * x1 + r[2] * x2 + r[3] * x3;
-            }
-        }
-        return w;
-    }
-#endif
+/* Accumulate rows [o, o + n) (n = 1, 2 or 4, interleaved as one block) over
+ * the len inputs at x (len a multiple of 4) into acc, through th_simd.h; off2
+ * is the input offset in both lanes. Returns the weights after. For the pair
+ * and single-row tails and the last depth % 8 inputs of every block: rare
+ * enough that one out-of-line copy serves them all. */
+static __attribute__((noinline)) const int8_t *th_fc_rows(const int8_t *w, const int8_t *x, int32_t len,
+                                                          uint32_t off2, int32_t n, int32_t *acc) {
+    const int8_t *const w_end = w + n * len;
     while (w < w_end) {
-        const uint32_t xa = th_read_s16x2(x);
-        const uint32_t xb = th_read_s16x2(x + 2);
+        const uint32_t v = th_read_s8x4(x);
+        const uint32_t xa = th_sxtab16(off2, v);
+        const uint32_t xb = th_sxtab16_ror8(off2, v);
         for (int32_t i = 0; i < n; ++i) {
             const uint32_t wv = th_read_s8x4(w + 4 * i);
             acc[i] = th_smlad(th_sxtb16(wv), xa, acc[i]);
@@ -127,45 +60,143 @@ static const int8_t *th_fc_block(const int8_t *w, const int16_t *x, int32_t dp, 
     return w;
 }
 
+/* The same for a block of four rows over len inputs, len a multiple of 8. */
+static const int8_t *th_fc_block4(const int8_t *w, const int8_t *x, int32_t len, int32_t input_offset,
+                                  int32_t *acc) {
+    if (len <= 0) {
+        return w;
+    }
+    const int8_t *const w_end = w + 4 * len;
+#if TH_SIMD_DSP
+    /* 21 instructions per 16 MACs (one LDR and two SXTAB16 of input, two LDRD
+     * and eight SXTB16 of weights, eight SMLAD), two groups per iteration:
+     * 14 registers, so the spare one of a weight pair serves as the temporary
+     * of the other. (19 when the row was widened into th_scratch beforehand.) */
+    const uint32_t off2 = th_dup16(input_offset);
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t xa, xb, w0, w1, w2, w3;
+    __asm__ volatile(
+        ".p2align 2\n"  /* the loop's first instruction is 32-bit: branch to a word */
+        "1:\n\t"
+        "ldr %[xb], [%[x]], #4\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "sxtab16 %[xa], %[off2], %[xb]\n\t"
+        "sxtab16 %[xb], %[off2], %[xb], ror #8\n\t"
+        "sxtb16 %[w2], %[w0]\n\t"
+        "sxtb16 %[w0], %[w0], ror #8\n\t"
+        "smlad %[a0], %[w2], %[xa], %[a0]\n\t"
+        "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
+        "sxtb16 %[w2], %[w1]\n\t"
+        "sxtb16 %[w1], %[w1], ror #8\n\t"
+        "smlad %[a1], %[w2], %[xa], %[a1]\n\t"
+        "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
+        "ldrd %[w2], %[w3], [%[w]], #8\n\t"
+        "sxtb16 %[w0], %[w2]\n\t"
+        "sxtb16 %[w2], %[w2], ror #8\n\t"
+        "smlad %[a2], %[w0], %[xa], %[a2]\n\t"
+        "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
+        "sxtb16 %[w0], %[w3]\n\t"
+        "sxtb16 %[w3], %[w3], ror #8\n\t"
+        "smlad %[a3], %[w0], %[xa], %[a3]\n\t"
+        "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
+        "ldr %[xb], [%[x]], #4\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "sxtab16 %[xa], %[off2], %[xb]\n\t"
+        "sxtab16 %[xb], %[off2], %[xb], ror #8\n\t"
+        "sxtb16 %[w2], %[w0]\n\t"
+        "sxtb16 %[w0], %[w0], ror #8\n\t"
+        "smlad %[a0], %[w2], %[xa], %[a0]\n\t"
+        "smlad %[a0], %[w0], %[xb], %[a0]\n\t"
+        "sxtb16 %[w2], %[w1]\n\t"
+        "sxtb16 %[w1], %[w1], ror #8\n\t"
+        "smlad %[a1], %[w2], %[xa], %[a1]\n\t"
+        "smlad %[a1], %[w1], %[xb], %[a1]\n\t"
+        "ldrd %[w2], %[w3], [%[w]], #8\n\t"
+        "sxtb16 %[w0], %[w2]\n\t"
+        "sxtb16 %[w2], %[w2], ror #8\n\t"
+        "smlad %[a2], %[w0], %[xa], %[a2]\n\t"
+        "smlad %[a2], %[w2], %[xb], %[a2]\n\t"
+        "sxtb16 %[w0], %[w3]\n\t"
+        "sxtb16 %[w3], %[w3], ror #8\n\t"
+        "smlad %[a3], %[w0], %[xa], %[a3]\n\t"
+        "smlad %[a3], %[w3], %[xb], %[a3]\n\t"
+        "cmp %[w], %[w_end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x),
+          [w] "+r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [w2] "=&r"(w2), [w3] "=&r"(w3)
+        : [w_end] "r"(w_end), [off2] "r"(off2)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#else
+    /* Without SIMD the same layout as plain multiply-adds (lane packing in C
+     * costs more than it saves). */
+    for (; w < w_end; w += 16, x += 4) {
+        const int32_t x0 = x[0] + input_offset, x1 = x[1] + input_offset;
+        const int32_t x2 = x[2] + input_offset, x3 = x[3] + input_offset;
+        for (int32_t i = 0; i < 4; ++i) {
+            const int8_t *r = w + 4 * i;
+            acc[i] += r[0] * x0 + r[1] * x1 + r[2] * x2 + r[3] * x3;
+        }
+    }
+#endif
+    return w;
+}
+
 #define TH_FC_OUT(acc, o) th_requant_out(mode, (acc), mult[o], shift[o], out_off, act_min, act_max)
 
 th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
-                                     const int8_t *filter, const int32_t *bias, int8_t *output,
-                                     int16_t *scratch) {
+                                     const int8_t *filter, const int32_t *bias, int8_t *output) {
     const int32_t depth = p->accum_depth;
-    const int32_t dp = (depth + 7) & ~7;
+    const int32_t d8 = depth & ~7; /* inputs read in place */
     const int32_t out_depth = p->out_depth;
-    const uint32_t off2 = th_dup16(p->input_offset);
     /* Locals: an int8 store may alias anything, so fields read through p
      * would be reloaded after every output. */
+    const int32_t in_off = p->input_offset;
+    const uint32_t off2 = th_dup16(in_off);
     const int32_t mode = p->requant_mode;
     const int32_t *const mult = p->mult;
     const int32_t *const shift = p->shift;
     const int32_t out_off = p->output_offset;
     const int32_t act_min = p->act_min;
     const int32_t act_max = p->act_max;
+    /* The last depth % 8 inputs, zero-filled to a group of 8 (the padded
+     * weights there are 0, so the filler never counts). */
+    int8_t tail[8];
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in = input + b * depth;
         int8_t *out = output + b * out_depth;
-        int32_t d = 0;
-        for (; d + 4 <= depth; d += 4) {
-            const uint32_t v = th_read_s8x4(in + d);
-            th_write_s16x2(scratch + d, th_sxtab16(off2, v));
-            th_write_s16x2(scratch + d + 2, th_sxtab16_ror8(off2, v));
-        }
-        for (; d < dp; ++d) {
-            const int32_t idx = (d & ~3) | ((d & 1) << 1) | ((d >> 1) & 1);
-            scratch[idx] = (int16_t)(d < depth ? in[d] + p->input_offset : 0);
+        for (int32_t d = 0; d < 8 && d8 < depth; ++d) {
+            tail[d] = d8 + d < depth ? in[d8 + d] : 0;
         }
         const int8_t *w = filter;
-        for (int32_t o = 0; o < out_depth;) {
-            const int32_t left = out_depth - o;
-            const int32_t n = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
+        int32_t o = 0;
+        for (; o + 4 <= out_depth; o += 4) {
             int32_t acc[4];
+            for (int32_t i = 0; i < 4; ++i) {
+                acc[i] = bias != 0 ? bias[o + i] : 0;
+            }
+            w = th_fc_block4(w, in, d8, in_off, acc);
+            if (d8 < depth) {
+                w = th_fc_rows(w, tail, 8, off2, 4, acc);
+            }
+            for (int32_t i = 0; i < 4; ++i) {
+                out[o + i] = TH_FC_OUT(acc[i], o + i);
+            }
+        }
+        while (o < out_depth) {
+            const int32_t n = out_depth - o >= 2 ? 2 : 1;
+            int32_t acc[2];
             for (int32_t i = 0; i < n; ++i) {
                 acc[i] = bias != 0 ? bias[o + i] : 0;
             }
-            w = th_fc_block(w, scratch, dp, n, acc);
+            w = th_fc_rows(w, in, d8, off2, n, acc);
+            if (d8 < depth) {
+                w = th_fc_rows(w, tail, 8, off2, n, acc);
+            }
             for (int32_t i = 0; i < n; ++i) {
                 out[o + i] = TH_FC_OUT(acc[i], o + i);
             }

@@ -1,8 +1,8 @@
 """Kernel working memory shared by every op of a model (``th_scratch``).
 
 Some kernels need a buffer for the duration of one call only: th_conv2d_s8
-its two im2col columns, th_fully_connected_s8 its widened input row. One
-static buffer serves them all, sized for the largest need in the model. It
+its two im2col columns (th_conv2d_s8_mve its four int8 patches). One static
+buffer serves them all, sized for the largest need in the model. It
 is computed from the model alone, so every lowering that uses it declares
 the same buffer (under an include guard in the generated C) and no other
 part of the code generator has to know about it.
@@ -19,16 +19,17 @@ def conv_depth(k_h: int, k_w: int, in_c: int) -> int:
 
 
 def fc_depth(depth: int) -> int:
-    """th_fully_connected_s8's padded row length: depth rounded up to 8."""
+    """th_fully_connected_s8_simd's padded row length: depth rounded up to 8."""
     return (depth + 7) // 8 * 8
 
 
 def scratch_bytes(model: Model, isa: str = "") -> int:
-    """Bytes the int8 CONV_2D and FULLY_CONNECTED kernels of ``model`` need at most
-    (``isa`` "mve": th_conv2d_s8_mve's four int8 patches, nothing for FULLY_CONNECTED)."""
+    """Bytes the int8 CONV_2D kernels of ``model`` need at most (``isa`` "mve":
+    th_conv2d_s8_mve's four int8 patches). FULLY_CONNECTED needs none: it widens
+    its input group by group inside the block loop."""
     need = 0
     for op in model.operators:
-        if op.name not in ("CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 2:
+        if op.name != "CONV_2D" or len(op.inputs) < 2:
             continue
         inp, filt = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
         if inp.dtype != "int8":
@@ -42,8 +43,6 @@ def scratch_bytes(model: Model, isa: str = "") -> int:
         elif op.name == "CONV_2D" and len(filt.shape) == 4:
             _, k_h, k_w, in_c = filt.shape
             need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c))  # two int16 columns
-        elif op.name == "FULLY_CONNECTED" and len(filt.shape) == 2:
-            need = max(need, 2 * fc_depth(filt.shape[1]))  # one int16 row
     return need
 
 

@@ -59,9 +59,9 @@ def fully_connected(ctx: LowerContext) -> str:
     wname = f"th_w_{filt.index}_op{ctx.op.index}_fc"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
     ctx.weight_array(wname, "int8_t", w, align=4)
-    ctx.decls.append(scratch.scratch_decl(ctx.model))
+    # No th_scratch: the kernel widens the input group by group as it goes.
     return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
-            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
 
 
 def _fully_connected_mve(ctx: LowerContext, p: str, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor,

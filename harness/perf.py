@@ -100,12 +100,14 @@ def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | N
 
 
 def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
-               scratch: Mapping[str, int] | None = None) -> list[PerfLine]:
+               scratch: Mapping[Any, int] | None = None) -> list[PerfLine]:
     """One line per (benchmark, target) that has a builtin row, in first-seen order.
 
     The newest ok row of each engine counts (rows are read in file order).
     ``macs`` maps a benchmark to its model's multiply-accumulates, ``scratch``
-    to the builtin kernels' static working memory (bytes outside the arena).
+    a (benchmark, target) pair, or a benchmark for every target, to the builtin
+    kernels' static working memory (bytes outside the arena; it depends on the
+    target's kernels: Helium's differ).
     """
     cases: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for r in _ok_rows(rows):
@@ -122,7 +124,8 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
         n_macs = macs.get(bench)
         b_instr = b.get("instructions")
         c_instr = cmsis.get("instructions") if cmsis else None
-        b_ram = peak_ram(b, (scratch or {}).get(bench, 0))
+        sc = scratch or {}
+        b_ram = peak_ram(b, sc.get((bench, target), sc.get(bench, 0)))
         # The stricter TFLM figure: the reference kernels need a little less arena and
         # flash than CMSIS-NN's (its scratch buffers, its larger kernels).
         tflm_rows = [r for r in (ref, cmsis) if r is not None]

@@ -76,6 +76,16 @@ def test_kernel_scratch_counts_in_peak_ram() -> None:
     assert line.ram_ratio == (49_152 + 1152 + 300) / (54_340 + 700)
 
 
+def test_kernel_scratch_per_target_wins_over_the_benchmark_default() -> None:
+    """th_scratch depends on the target's kernels (cortex-m55's Helium conv needs other
+    scratch): a (benchmark, target) entry is used for that target only."""
+    target = str(ROWS[3]["target"])
+    (mine,) = perf_lines([ROWS[3], ROWS[4]], MACS, {("ic", target): 64, "ic": 1152})
+    (default,) = perf_lines([ROWS[3], ROWS[4]], MACS, {("ic", "elsewhere"): 64, "ic": 1152})
+    assert mine.builtin_peak_ram is not None and default.builtin_peak_ram is not None
+    assert default.builtin_peak_ram - mine.builtin_peak_ram == 1152 - 64
+
+
 def test_peak_ram_needs_both_arena_and_stack() -> None:
     assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": 28}) == 128
     assert peak_ram({"ram_arena_bytes": 100, "ram_stack_bytes": 28}, 64) == 192

@@ -49,7 +49,16 @@ def cmd_perf(args: argparse.Namespace) -> int:
         rc = 1 if any(r.status != "ok" for r in bench_rows) else 0
     loaded = {bench: load_model(path) for bench, path, _ in models}
     macs = {bench: m.macs for bench, m in loaded.items()}
-    scratch = {bench: (scratch_bytes(m) + 3) // 4 * 4 for bench, m in loaded.items()}
+    from harness.targets import find_target
+
+    isas = {}
+    for r in rows:  # th_scratch depends on the target's kernels (cortex-m55: Helium's)
+        try:
+            isas[str(r["target"])] = find_target(str(r["target"])).builtin_isa
+        except TinyhilError:
+            isas[str(r["target"])] = ""
+    scratch = {(bench, t): (scratch_bytes(m, isa) + 3) // 4 * 4 for bench, m in loaded.items()
+               for t, isa in isas.items()}
     lines = perf.perf_lines(rows, macs, scratch)
     if args.json:
         print_json_lines(perf.json_records(lines))

@@ -251,6 +251,9 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
         if (mode == TH_RQ_FAST) {
             th_conv_pair(col, filter, bias, out0, out1, out_c, kp, TH_RQ_FAST, mult, shift, out_off,
                          act_min, act_max);
+        } else if (mode == TH_RQ_FAST_SAT8) {
+            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, TH_RQ_FAST_SAT8, mult, shift, out_off,
+                         act_min, act_max);
         } else {
             th_conv_pair(col, filter, bias, out0, out1, out_c, kp, mode, mult, shift, out_off,
                          act_min, act_max);

@@ -28,6 +28,12 @@ CYCLES_PER_MAC_GOAL = 1.0
 CYCLES_PER_MAC_BENCHMARKS = ("vww", "ic")
 # TFLM kernels to compare against, best first: CMSIS-NN when it was run, else the reference.
 TFLM_KERNELS = ("cmsis-nn", "ref")
+# Issue 21: instructions per MAC on this target at most these, per benchmark.
+INSTR_PER_MAC_TARGET = "cortex-m4"
+INSTR_PER_MAC_GOALS = {"kws": 1.5, "vww": 1.6, "ic": 1.25}
+# On a core with Helium, builtin's instructions at most this fraction of its own
+# portable/DSP kernels' on the same core (the C it ran before the MVE kernels).
+HELIUM_RATIO_GOAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,13 @@ class PerfLine:
     ram_ok: bool | None
     flash_ok: bool | None
     cycles_per_mac_ok: bool | None  # None: no cycles/MAC goal for this case
+    builtin_instructions_per_mac: float | None = None
+    instructions_per_mac_ok: bool | None = None  # None: no instructions/MAC goal for this case
+    # A Helium core: the same model through builtin's portable/DSP kernels on the same
+    # core (generate(model, isa="")), and builtin's instructions over those.
+    builtin_portable_instructions: int | None = None
+    helium_ratio: float | None = None
+    helium_ok: bool | None = None
 
 
 def _ok_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -100,14 +113,16 @@ def cycles_per_mac(row: Mapping[str, Any] | None, macs: int | None) -> float | N
 
 
 def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
-               scratch: Mapping[Any, int] | None = None) -> list[PerfLine]:
+               scratch: Mapping[Any, int] | None = None,
+               portable: Mapping[tuple[str, str], int] | None = None) -> list[PerfLine]:
     """One line per (benchmark, target) that has a builtin row, in first-seen order.
 
     The newest ok row of each engine counts (rows are read in file order).
     ``macs`` maps a benchmark to its model's multiply-accumulates, ``scratch``
     a (benchmark, target) pair, or a benchmark for every target, to the builtin
     kernels' static working memory (bytes outside the arena; it depends on the
-    target's kernels: Helium's differ).
+    target's kernels: Helium's differ). ``portable`` maps (benchmark, target) of a
+    Helium core to the instructions of builtin's portable/DSP kernels there.
     """
     cases: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for r in _ok_rows(rows):
@@ -144,6 +159,10 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
         cpm_ok = None
         if target == CYCLES_PER_MAC_TARGET and bench in CYCLES_PER_MAC_BENCHMARKS and b_cpm is not None:
             cpm_ok = b_cpm <= CYCLES_PER_MAC_GOAL
+        ipm = float(b_instr) / n_macs if b_instr is not None and n_macs else None
+        ipm_goal = INSTR_PER_MAC_GOALS.get(bench) if target == INSTR_PER_MAC_TARGET else None
+        b_portable = (portable or {}).get((bench, target))
+        helium = _ratio(b_instr, b_portable)
         lines.append(PerfLine(
             benchmark=bench, target=target, macs=n_macs,
             builtin_instructions=b_instr,
@@ -159,6 +178,10 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
             instructions_ratio=instr_ratio, ram_ratio=ram_ratio, flash_ratio=flash_ratio,
             instructions_ok=_within(instr_ratio), ram_ok=_within(ram_ratio),
             flash_ok=_within(flash_ratio), cycles_per_mac_ok=cpm_ok,
+            builtin_instructions_per_mac=ipm,
+            instructions_per_mac_ok=None if ipm is None or ipm_goal is None else ipm <= ipm_goal,
+            builtin_portable_instructions=b_portable, helium_ratio=helium,
+            helium_ok=None if helium is None else helium <= HELIUM_RATIO_GOAL,
         ))
     return lines
 
@@ -166,7 +189,8 @@ def perf_lines(rows: Sequence[Mapping[str, Any]], macs: Mapping[str, int],
 def goals_met(lines: Sequence[PerfLine]) -> bool:
     """Every goal that could be judged holds, and the instruction and RAM goals were
     judged on every line (an unjudged goal is not a pass)."""
-    flags = [f for ln in lines for f in (ln.instructions_ok, ln.ram_ok, ln.flash_ok, ln.cycles_per_mac_ok)]
+    flags = [f for ln in lines for f in (ln.instructions_ok, ln.ram_ok, ln.flash_ok, ln.cycles_per_mac_ok,
+                                         ln.instructions_per_mac_ok, ln.helium_ok)]
     return bool(lines) and all(f is not False for f in flags) and \
         all(ln.instructions_ok is not None and ln.ram_ok is not None for ln in lines)
 
@@ -175,7 +199,9 @@ def goals() -> dict[str, Any]:
     """The goals the lines are judged against, for ``--json``."""
     return {"ratio_goal": RATIO_GOAL, "cycles_per_mac_goal": CYCLES_PER_MAC_GOAL,
             "cycles_per_mac_target": CYCLES_PER_MAC_TARGET,
-            "cycles_per_mac_benchmarks": list(CYCLES_PER_MAC_BENCHMARKS)}
+            "cycles_per_mac_benchmarks": list(CYCLES_PER_MAC_BENCHMARKS),
+            "instructions_per_mac_target": INSTR_PER_MAC_TARGET,
+            "instructions_per_mac_goals": dict(INSTR_PER_MAC_GOALS), "helium_ratio_goal": HELIUM_RATIO_GOAL}
 
 
 def json_records(lines: Sequence[PerfLine]) -> list[dict[str, Any]]:

@@ -127,3 +127,25 @@ def test_a_builtin_row_without_its_stack_leaves_ram_unjudged() -> None:
     assert line.builtin_peak_ram is None and line.ram_ratio is None and line.ram_ok is None
     assert line.tflm_peak_ram == 101_660
     assert not goals_met([line])
+
+
+def test_issue21_instructions_per_mac_and_helium_goals() -> None:
+    """Instructions per MAC on cortex-m4 against each benchmark's goal (IC 1.25, VWW 1.6,
+    KWS 1.5; none for AD or other targets), and on a Helium core builtin's instructions
+    over its own portable/DSP kernels' (goal <= 0.5), unjudged without that count."""
+    ic = _row("ic", "cortex-m4", "builtin", instructions=15_000_000)  # 1.20 per MAC
+    vww = _row("vww", "cortex-m4", "builtin", instructions=13_000_000)  # 1.74
+    ad = _row("ad", "cortex-m4", "builtin", instructions=400_000)
+    m55 = _row("ic", "cortex-m55", "builtin", instructions=5_000_000)
+    m55_vww = _row("vww", "cortex-m55", "builtin", instructions=9_000_000)
+    lines = perf_lines([ic, vww, ad, m55, m55_vww], MACS,
+                       portable={("ic", "cortex-m55"): 17_000_000, ("vww", "cortex-m55"): 16_000_000})
+    by = {(ln.benchmark, ln.target): ln for ln in lines}
+    assert by[("ic", "cortex-m4")].instructions_per_mac_ok is True
+    assert by[("vww", "cortex-m4")].instructions_per_mac_ok is False
+    assert by[("ad", "cortex-m4")].instructions_per_mac_ok is None  # no goal for AD
+    assert by[("ic", "cortex-m55")].instructions_per_mac_ok is None  # the goal is cortex-m4's
+    assert by[("ic", "cortex-m55")].helium_ratio == 5_000_000 / 17_000_000 and by[("ic", "cortex-m55")].helium_ok
+    assert by[("vww", "cortex-m55")].helium_ok is False  # 0.56
+    assert by[("ic", "cortex-m4")].helium_ratio is None
+    assert not goals_met(lines)

@@ -103,6 +103,26 @@ static inline int32_t th_smlad(uint32_t x, uint32_t y, int32_t acc) {
 
 #endif /* TH_SIMD_DSP */
 
+/* acc + x.lane0 * y.lane0 (SMLABB) and acc + x.lane1 * y.lane1 (SMLATT), signed
+ * 16-bit lanes; both wrap modulo 2^32 like the instructions (which only set Q). */
+#if TH_SIMD_DSP
+static inline int32_t th_smlabb(uint32_t x, uint32_t y, int32_t acc) {
+    return __smlabb((int32_t)x, (int32_t)y, acc);
+}
+
+static inline int32_t th_smlatt(uint32_t x, uint32_t y, int32_t acc) {
+    return __smlatt((int32_t)x, (int32_t)y, acc);
+}
+#else
+static inline int32_t th_smlabb(uint32_t x, uint32_t y, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(th_lane0(x) * th_lane0(y)));
+}
+
+static inline int32_t th_smlatt(uint32_t x, uint32_t y, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(th_lane1(x) * th_lane1(y)));
+}
+#endif
+
 /* Lane-wise offset pair: the same 16-bit value in both lanes. */
 static inline uint32_t th_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x00010001u; }
 

@@ -162,3 +162,157 @@ def softmax_luts() -> tuple[tuple[int, ...], tuple[int, ...]]:
 def softmax_input_multiplier(input_scale: float, beta: float) -> tuple[int, int]:
     """QuantizeMultiplier(double(scale) * double(beta) / (10.0 / 65535.0))."""
     return quant.quantize_multiplier(float(input_scale) * float(_F32(beta)) / (10.0 / 65535.0))
+
+
+# ---------------------------------------------------------------- SIMD kernels
+
+# th_rq16_params.mode (th_int16.h).
+RQ16_EXACT64 = 0
+RQ16_FAST = 1
+RQ16_ACC32 = 2
+
+_X_MAX = 32768  # |int16 input|: products of int8 weights stay below 2^22
+_INT32_LIMIT = 2**31
+_PERM = [0, 2, 1, 3]  # a group of four weights as stored: SXTB16 -> (w0, w1), ROR #8 -> (w2, w3)
+# th_conv2d_s16_simd gathers a pixel's patch on the stack when its window is cut
+# by the padding (or a row is dilated): at most this many int16 elements.
+MAX_PATCH = 1024
+
+
+def s16_weights(rows: np.ndarray) -> np.ndarray:
+    """Re-lay [channels, k] weights (a conv's [out_c, k_h, k_w, in_c] flattened per
+    channel, a fully connected op's [outputs, depth]) for th_conv2d_s16_simd.
+
+    Channels in blocks of four, then one at a time. Per block: the k // 4 groups
+    of four weights, one word per channel, each stored as w0, w2, w1, w3; then
+    the last k % 4 weights of each channel.
+    """
+    channels, k = rows.shape
+    g = k // 4
+    full = channels // 4 * 4
+    blocks = rows[:full].reshape(full // 4, 4, k)
+    groups = blocks[:, :, :4 * g].reshape(full // 4, 4, g, 4)[:, :, :, _PERM].transpose(0, 2, 1, 3)
+    tails = blocks[:, :, 4 * g:].reshape(full // 4, 4 * (k - 4 * g))
+    parts = [np.concatenate([groups.reshape(full // 4, 16 * g), tails], axis=1).reshape(-1)]
+    for c in range(full, channels):
+        parts.append(rows[c, :4 * g].reshape(g, 4)[:, _PERM].reshape(-1))
+        parts.append(rows[c, 4 * g:])
+    return np.concatenate(parts).astype(np.int8)
+
+
+def dw_s16_weights(filt: np.ndarray) -> np.ndarray:
+    """Re-lay [1, k_h, k_w, c] depthwise weights for th_depthwise_conv2d_s16_simd: per
+    group of four channels one word per tap (w0, w2, w1, w3), then the c % 4 last
+    channels as [tap][channel]."""
+    c = filt.shape[3]
+    w = filt.reshape(-1, c)
+    full = c // 4 * 4
+    groups = w[:, :full].reshape(w.shape[0], c // 4, 4)[:, :, _PERM].transpose(1, 0, 2)
+    return np.concatenate([groups.reshape(-1), w[:, full:].reshape(-1)]).astype(np.int8)
+
+
+def fast_multipliers(mults: list[int], shifts: list[int]) -> list[int] | None:
+    """TH_RQ16_FAST's multipliers: TFLM's 16-bit multiplier r << (17 + shift), so that
+    SMMULR(x, m) = (x * r + 2^(14 - shift)) >> (15 - shift), the 64-bit
+    MultiplyByQuantizedMultiplier for any int32 x; None unless every shift is in
+    [-17, -1] (m then stays below 2^31)."""
+    out = []
+    for m, s in zip(mults, shifts):
+        if not -17 <= s <= -1:
+            return None
+        reduced = (m + (1 << 15)) >> 16 if m < 0x7FFF0000 else 0x7FFF
+        out.append(reduced << (17 + s))
+    return out
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    wrapped: np.ndarray = (((v.astype(np.int64) + 2**31) % 2**32) - 2**31).astype(np.int32)
+    return wrapped
+
+
+def rq16(ctx: LowerContext, rows: np.ndarray, bias: Tensor | None, acc32: bool, mults: list[int],
+         shifts: list[int], mult_name: str, shift_name: str, act: tuple[int, int], output_offset: int = 0,
+         input_offset: int = 0, allow_wide: bool = True) -> str | None:
+    """Declare the th_rq16_params of an op whose weights are ``rows`` ([channels, taps]); returns
+    ``&name``, or None when the SIMD kernel cannot be exact (a depthwise sum beyond int32).
+
+    ``input_offset`` (fully connected) is folded into the bias: sum w * (x + o) + b
+    = sum w * x + (b + o * sum w), in int64 (modulo 2^32 for an int32 accumulator).
+    """
+    rows64 = rows.astype(np.int64)
+    b = np.zeros(rows.shape[0], dtype=np.int64) if bias is None else np.asarray(bias.data).reshape(-1).astype(np.int64)
+    folded = input_offset != 0
+    b = b + input_offset * rows64.sum(axis=1)
+    reach = _X_MAX * np.abs(rows64).sum(axis=1)  # the largest |sum of products| per channel
+    wide = 0
+    bias64 = bias32 = "0"
+    op = ctx.op.index
+    if acc32:
+        mode = RQ16_ACC32
+        if folded:
+            bias32 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int32_t", _wrap32(b))
+        elif bias is not None:
+            bias32 = ctx.ptr(bias, const=True)
+    else:
+        fast = fast_multipliers(mults, shifts)
+        if fast is not None and bool(np.all(reach + np.abs(b) < _INT32_LIMIT)):
+            mode = RQ16_FAST
+            mult_name = ctx.array("m16", "int32_t", fast)
+            if bias is not None or folded:
+                bias32 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int32_t", b.astype(np.int32))
+        else:
+            mode = RQ16_EXACT64
+            wide = int(not bool(np.all(reach < _INT32_LIMIT)))
+            if wide and not allow_wide:
+                return None
+            if folded:
+                bias64 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int64_t", b)
+            elif bias is not None:
+                bias64 = ctx.ptr(bias, const=True)
+    name = f"{ctx.prefix}_rq"
+    fields = {"mode": mode, "wide": wide, "bias64": bias64, "bias32": bias32, "mult": mult_name,
+              "shift": shift_name, "output_offset": output_offset, "act_min": act[0], "act_max": act[1]}
+    body = ",\n".join(f"    .{k} = {v}" for k, v in fields.items())
+    ctx.decls.append(f"static const th_rq16_params {name} = {{\n{body}\n}};")
+    return f"&{name}"
+
+
+def conv_in_place(geo: dict[str, int]) -> bool:
+    """Whether th_conv2d_s16_simd reads every patch where it is (a 1 x k_w window never
+    cut on the left or right: pointwise convolutions); otherwise it gathers each
+    pixel's patch on the stack (the kernel's own test)."""
+    last_ix = (geo["out_w"] - 1) * geo["stride_w"] - geo["pad_w"] + (geo["k_w"] - 1) * geo["dil_w"]
+    return geo["k_h"] == 1 and (geo["k_w"] == 1 or (geo["dil_w"] == 1 and geo["pad_w"] == 0
+                                                     and last_ix < geo["in_w"]))
+
+
+def conv_simd(ctx: LowerContext, fields: dict[str, int | str], inp: Tensor, filt: Tensor, bias: Tensor | None,
+              out: Tensor, depthwise: bool, acc32: bool) -> str | None:
+    """The call of th_conv2d_s16_simd / th_depthwise_conv2d_s16_simd for an int16x8 conv
+    whose th_conv_params fields are ``fields``, its weights re-laid out as th_w_* arrays;
+    None where the SIMD kernel does not apply (the caller keeps the plain kernel)."""
+    assert filt.data is not None
+    fdata = np.asarray(filt.data)
+    out_c = int(fields["out_c"])
+    geo = {k: int(v) for k, v in fields.items() if isinstance(v, int)}
+    if depthwise:
+        if geo["depth_multiplier"] != 1:
+            return None
+        rows = fdata.reshape(-1, out_c).T
+    else:
+        rows = fdata.reshape(out_c, -1)
+        if not conv_in_place(geo) and rows.shape[1] > MAX_PATCH:
+            return None
+    mults, shifts = quant.per_channel_multipliers(inp, filt, out, out_c)
+    rq = rq16(ctx, rows, bias, acc32, mults, shifts, str(fields["mult"]), str(fields["shift"]),
+              (geo["act_min"], geo["act_max"]), allow_wide=not depthwise)
+    if rq is None:
+        return None
+    kind = "dw" if depthwise else "conv"
+    wname = f"th_w_{filt.index}_op{ctx.op.index}_s16{kind}"
+    # Word-aligned: the DSP kernel reads blocks of four channels with LDRD.
+    ctx.weight_array(wname, "int8_t", dw_s16_weights(fdata) if depthwise else s16_weights(rows),
+                     align=4)
+    fn = "th_depthwise_conv2d_s16_simd" if depthwise else "th_conv2d_s16_simd"
+    p = ctx.params("th_conv_params", fields)
+    return f"{fn}({p}, {rq}, {ctx.ptr(inp, const=True)}, {wname}, {ctx.ptr(out)})"

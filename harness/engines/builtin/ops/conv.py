@@ -358,5 +358,8 @@ def _conv_s16(ctx: LowerContext, depthwise: bool) -> str:
     fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
                                     "depth_multiplier": dm, **q}
     ctx.include("th_int16.h")
+    simd = int16x8.conv_simd(ctx, fields, inp, filt, bias, out, depthwise, acc32)
+    if simd is not None:
+        return simd
     fn = "th_depthwise_conv2d_s16" if depthwise else ("th_conv2d_s16_acc32" if acc32 else "th_conv2d_s16")
     return _emit(ctx, fn, fields, inp, filt, bias, out)

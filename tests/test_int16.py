@@ -1,12 +1,15 @@
 """int16x8 (16-bit activations, 8-bit weights) against TFLM, byte for byte: each op's
-edge cases on the host, refusals that name the op, and a small model as firmware
-under QEMU."""
+edge cases on the host, refusals that name the op, a small model as firmware under
+QEMU, and every path of the SIMD CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
+kernels (requantizations, tails, gathered and in-place patches) on the host (their
+portable C) and under QEMU on cortex-m4 (the DSP instructions)."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -14,7 +17,8 @@ import pytest
 from harness.datasets import Sample, random_samples
 from harness.engines.builtin.check import check_model
 from harness.engines.builtin.codegen import generate
-from harness.engines.builtin.int16x8 import softmax_luts
+from harness.engines.builtin.int16x8 import (MAX_PATCH, RQ16_ACC32, RQ16_EXACT64, RQ16_FAST, dw_s16_weights,
+                                             fast_multipliers, s16_weights, softmax_luts)
 from harness.errors import UnsupportedOpError
 from harness.model import Model, load_model, parse_model
 from harness.reference import Reference
@@ -540,3 +544,178 @@ def test_generated_int16_model_builds_warning_free_for_arm(tmp_path: Path, arm_t
     for src in generate(load_model(path)).write(out):
         if src.suffix == ".c":
             cc._compile(src, out, out)
+
+
+# ----------------------------------------------------------------- SIMD kernels (th_*_s16_simd)
+
+def test_simd_weight_layouts() -> None:
+    """Groups of four stored w0, w2, w1, w3 (SXTB16 -> (w0, w1), ROR #8 -> (w2, w3));
+    blocks of four channels then single channels; tails after the groups."""
+    w = np.arange(5 * 6).reshape(5, 6)
+    assert s16_weights(w).tolist() == [0, 2, 1, 3, 6, 8, 7, 9, 12, 14, 13, 15, 18, 20, 19, 21,
+                                       4, 5, 10, 11, 16, 17, 22, 23,
+                                       24, 26, 25, 27, 28, 29]
+    # Depthwise [1, 1, 2, 6]: per group of four channels one word per tap, then [tap][channel].
+    assert dw_s16_weights(np.arange(12).reshape(1, 1, 2, 6)).tolist() == [0, 2, 1, 3, 6, 8, 7, 9, 4, 5, 10, 11]
+    assert s16_weights(np.arange(3).reshape(1, 3)).tolist() == [0, 1, 2]
+
+
+def _mbqm64(x: int, multiplier: int, shift: int) -> int:
+    """th_mbqm64 (TFLM's 64-bit MultiplyByQuantizedMultiplier), in Python."""
+    reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+    total = 15 - shift
+    r = (x * reduced + (1 << (total - 1))) >> total
+    return (r + 2**31) % 2**32 - 2**31
+
+
+def test_fast_multipliers_equal_the_64_bit_requantization() -> None:
+    """SMMULR(x, r << (17 + shift)) = th_mbqm64(x) for every int32 x, shift in [-17, -1]."""
+    rng = np.random.default_rng(7)
+    mults = [2**30, 2**31 - 1, 0x7FFF0000, 0x7FFEFFFF, *rng.integers(2**30, 2**31, 60).tolist()]
+    xs = [0, 1, -1, 2**31 - 1, -2**31, 12345, -12345, *rng.integers(-2**31, 2**31, 300).tolist()]
+    for shift in range(-17, 0):
+        fast = fast_multipliers(mults, [shift] * len(mults))
+        assert fast is not None and max(fast) < 2**31
+        for m, f in zip(mults, fast):
+            for x in xs:
+                assert (x * f + 2**31) >> 32 == _mbqm64(x, m, shift), (x, m, shift)
+    assert fast_multipliers([2**30], [0]) is None and fast_multipliers([2**30], [-18]) is None
+
+
+def _huge_bias(raw: bytes, value: int = 3_000_000_000) -> bytes:
+    """The same model with its first bias element set to ``value`` (beyond int32: that
+    channel saturates, the others vary): no bound proves the FAST requantization."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    fb = schema.ModelT.InitFromPackedBuf(raw, 0)
+    sg = fb.subgraphs[0]
+    t = next(t for t in sg.tensors if t.name.decode() == "b")
+    data = np.frombuffer(bytes(fb.buffers[t.buffer].data), dtype=np.int64).copy()
+    data[0] = value
+    fb.buffers[t.buffer].data = np.frombuffer(data.tobytes(), dtype=np.uint8)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(fb.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _pointwise_big(bias: str, in_c: int = 1200) -> bytes:
+    """A 1x1 conv whose weights are all positive: an all-maximum input sums to ~3.7e9,
+    which wraps TFLM's int32 accumulator (int32 bias) and needs the int64 one otherwise."""
+    rng = np.random.default_rng(11)
+    in_scale, w_scales = 1.0 / 32768, list(rng.uniform(0.005, 0.015, 5))
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 1, 2, in_c), dtype="int16", scale=in_scale)
+    wt = b.const("w", rng.integers(60, 128, (5, 1, 1, in_c)), scales=w_scales, axis=0)
+    bias_t = b.const("b", rng.integers(-10**6, 10**6, 5), dtype=bias, scales=[in_scale * s for s in w_scales])
+    y = b.tensor("y", (1, 1, 2, 5), dtype="int16", scale=in_scale * 0.01 * 95 * X_STD * math.sqrt(in_c) / 8000)
+    b.op("CONV_2D", [x, wt, bias_t], [y], padding="VALID", stride_h=1, stride_w=1)
+    return b.build([x], [y])
+
+
+# name: (model, kernel, mode, wide); modes as int16x8.RQ16_*.
+SIMD_CASES: dict[str, tuple[Callable[[], bytes], str, int, int]] = {
+    # 3x3 SAME: gathered patches, k = 45 (a tail of 1), 7 channels (a block and 3 singles); RELU: USAT.
+    "conv_gather_relu": (lambda: _conv_model("CONV_2D", in_shape=(1, 9, 7, 5), out_c=7, stride=(2, 1),
+                                             act="RELU"), "th_conv2d_s16_simd", RQ16_FAST, 0),
+    # 5x2 over 2 channels: rows of whole groups, skipped where the window leaves the input; NONE: SSAT.
+    "conv_row_skip": (lambda: _conv_model("CONV_2D", in_shape=(1, 11, 6, 2), kernel=(5, 2), out_c=6,
+                                          stride=(2, 2)), "th_conv2d_s16_simd", RQ16_FAST, 0),
+    "conv_dilated_relu6": (lambda: _conv_model("CONV_2D", in_shape=(1, 11, 12, 3), out_c=5, dilation=(2, 3),
+                                               act="RELU6", bias="none"), "th_conv2d_s16_simd", RQ16_FAST, 0),
+    # 1x1 over 7 channels: read in place at odd (unaligned) addresses; int32 bias.
+    "pointwise_acc32": (lambda: _conv_model("CONV_2D", in_shape=(2, 5, 3, 7), kernel=(1, 1), out_c=9,
+                                            bias="int32"), "th_conv2d_s16_simd", RQ16_ACC32, 0),
+    "conv_exact64": (lambda: _huge_bias(_conv_model("CONV_2D", in_shape=(1, 7, 6, 6), out_c=6, act="RELU_N1_TO_1")),
+                     "th_conv2d_s16_simd", RQ16_EXACT64, 0),
+    "pointwise_wraps_int32": (lambda: _pointwise_big("int32"), "th_conv2d_s16_simd", RQ16_ACC32, 0),
+    "pointwise_wide_int64": (lambda: _pointwise_big("int64"), "th_conv2d_s16_simd", RQ16_EXACT64, 1),
+    # 7 channels: a group of four and 3 last channels; borders of a 3x3 window.
+    "dw_odd": (lambda: _conv_model("DEPTHWISE_CONV_2D", in_shape=(1, 7, 6, 7), stride=(2, 1)),
+               "th_depthwise_conv2d_s16_simd", RQ16_FAST, 0),
+    "dw_dilated_relu6": (lambda: _conv_model("DEPTHWISE_CONV_2D", in_shape=(1, 9, 8, 17), dilation=(2, 2),
+                                             act="RELU6", bias="none"), "th_depthwise_conv2d_s16_simd", RQ16_FAST, 0),
+    "dw_exact64": (lambda: _huge_bias(_conv_model("DEPTHWISE_CONV_2D", in_shape=(1, 6, 5, 9), kernel=(2, 3),
+                                                  act="RELU")), "th_depthwise_conv2d_s16_simd", RQ16_EXACT64, 0),
+    # Zero points: the input offset folded into the bias, the output offset after SMMULR.
+    "fc_zero_points": (lambda: _fc_model(depth=33, units=11, in_zp=7, out_zp=-300),
+                       "th_fully_connected_s16_simd", RQ16_FAST, 0),
+    "fc_acc32_zero_point": (lambda: _fc_model(depth=35, units=6, bias="int32", in_zp=-40, act="RELU"),
+                            "th_fully_connected_s16_simd", RQ16_ACC32, 0),
+    "fc_exact64": (lambda: _huge_bias(_fc_model(depth=42, units=9)), "th_fully_connected_s16_simd", RQ16_EXACT64, 0),
+    # 1501 inputs: sums beyond int32, flushed into int64 every 64 groups; a tail of 1.
+    "fc_wide": (lambda: _fc_model(batches=2, depth=1501, units=6), "th_fully_connected_s16_simd", RQ16_EXACT64, 1),
+}
+
+
+def _simd_paths(raw: bytes, tmp_path: Path) -> list[tuple[str, int, int]]:
+    path = tmp_path / "paths.tflite"
+    path.write_bytes(raw)
+    src = generate(load_model(path)).sources["th_model.c"]
+    kernels = re.findall(r"(th_\w+_s16(?:_\w+)?)\(", src)
+    modes = [int(m) for m in re.findall(r"\.mode = (\d+)", src)]
+    wides = [int(m) for m in re.findall(r"\.wide = (\d+)", src)]
+    return list(zip(kernels, modes, wides))
+
+
+def _extremes(model: Model) -> list[Sample]:
+    shape = model.input_tensors()[0].shape
+    return [Sample("max", (np.full(shape, 32767, dtype=np.int16),)),
+            Sample("min", (np.full(shape, -32768, dtype=np.int16),))]
+
+
+@pytest.mark.parametrize("case", sorted(SIMD_CASES))
+def test_simd_kernels_on_host(tmp_path: Path, case: str) -> None:
+    """Each case takes the kernel and requantization it names, and equals TFLM (the
+    portable C path; the DSP one runs under QEMU below)."""
+    build, kernel, mode, wide = SIMD_CASES[case]
+    raw = build()
+    assert _simd_paths(raw, tmp_path) == [(kernel, mode, wide)]
+    _check(raw, tmp_path, min_distinct=20)
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(raw)
+    model = load_model(path)
+    result = check_model(model, _extremes(model))
+    assert result.ok, result
+
+
+def test_plain_kernels_remain_for_what_simd_does_not_take(tmp_path: Path) -> None:
+    """Depth multipliers other than 1 and patches above MAX_PATCH keep the plain kernels."""
+    assert [k for k, _, _ in _simd_paths(_conv_model("DEPTHWISE_CONV_2D", dm=2), tmp_path)] == []
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 4, 4, 128], dtype="int16", scale=1.0 / 32768)
+    w = b.const("w", np.ones((2, 3, 3, 128)), scales=0.01)
+    y = b.tensor("y", [1, 4, 4, 2], dtype="int16", scale=0.02)
+    b.op("CONV_2D", [x, w], [y], padding="SAME", stride_h=1, stride_w=1)
+    path = tmp_path / "big_patch.tflite"
+    path.write_bytes(b.build([x], [y]))
+    src = generate(load_model(path)).sources["th_model.c"]
+    assert 3 * 3 * 128 > MAX_PATCH and "th_conv2d_s16(" in src and "_simd" not in src
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", sorted(SIMD_CASES))
+def test_simd_kernels_on_qemu_match_tflm(tmp_path: Path, arm_tools: tuple[str, str], case: str) -> None:
+    """The DSP instructions (SXTB16, SMLAD, SMLABB/SMLATT, SMMULR, SSAT/USAT) on cortex-m4."""
+    from harness.build import build_firmware
+    from harness.targets import find_target
+    from tests import test_firmware as fw
+
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(SIMD_CASES[case][0]())
+    model = load_model(path)
+    target = find_target("cortex-m4")
+    image = build_firmware(generate(model), target, cache_dir=tmp_path / "fw")
+    reference = Reference(model)
+    dut = fw.QemuDut(target, image.elf)
+    try:
+        for sample in [*random_samples(model, 2, seed=17), *_extremes(model)]:
+            assert dut.load(sample.inputs[0].tobytes()) == ["m-load-done"]
+            lines = dut.command("infer 1 0")
+            assert "m-th-status-0" in lines, lines
+            results = dut.command("results")
+            out_hex = next(ln for ln in results if ln.startswith("m-th-output-")).removeprefix("m-th-output-")
+            want = b"".join(a.tobytes() for a in reference.run(sample.inputs))
+            assert bytes.fromhex(out_hex) == want, (case, sample.name)
+    finally:
+        dut.close()

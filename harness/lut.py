@@ -1,21 +1,22 @@
-"""tflite-micro LUT compression, decoded at build time for the builtin engine.
+"""tflite-micro LUT compression: decoded at load time, the packed form kept beside it.
 
 A LUT-compressed model (``tflite_micro.compression``) stores a weight tensor as
 packed indices (uint8) plus an ancillary tensor (a 16-byte DECODE common metadata
 header and the value tables), and runs a custom TFLM_DECODE op before each
 consumer. :func:`decode_model` turns each DECODE output back into a plain constant
-and drops the DECODE ops, so every engine lowering sees ordinary int8 weights.
+and drops the DECODE ops, so every engine lowering (and anything else reading the
+model) sees ordinary int8 weights; the decoded tensor also carries what it was
+decoded from (``Tensor.lut``, a :class:`LutWeights`: indices, bit width, value
+tables, channel axis) and the model counts the dropped ops (``Model.decode_ops``,
+which the TFLM engine registers DECODE for).
 
-Why at build time: the builtin engine's kernels take their weights re-laid out and
-folded into biases at build time (depthwise SIMD path), which needs the values then;
-decoding at run time (TFLM's way) would keep only the packed form in flash but put the
-decoded weights in the arena. So the builtin engine's flash holds int8 weights; the
-model file's compressed size is reported next to it.
+The builtin engine's lowerings use the decoded values, so its flash holds int8
+weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,8 +29,29 @@ _LUT = 0
 _PER_TENSOR_AXIS = 0xF
 
 
-def decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: Tensor) -> np.ndarray:
-    """Expand packed indices through the value tables into ``out``'s shape and type."""
+@dataclass(frozen=True)
+class LutWeights:
+    """A constant as the file stores it LUT-compressed: value ``i`` of the tensor is
+    ``tables[channel(i), indices.flat[i]]``, where ``channel(i)`` is ``i``'s coordinate
+    along ``axis`` (``axis`` None: one table, ``tables`` has one row)."""
+
+    indices: np.ndarray  # uint8, the tensor's shape, each below ``tables.shape[1]``
+    bits: int  # 1..7: index width in the file
+    tables: np.ndarray  # [tables, values per table] of the tensor's type
+    axis: int | None  # the channel axis the tables run along; None: per tensor
+
+    def values(self) -> np.ndarray:
+        if self.axis is None:
+            out: np.ndarray = self.tables[0][self.indices]
+            return out
+        shape = self.indices.shape
+        channel = np.arange(shape[self.axis]).reshape([-1 if d == self.axis else 1 for d in range(len(shape))])
+        out = self.tables[np.broadcast_to(channel, shape), self.indices]
+        return out
+
+
+def parse_lut(encoded: np.ndarray, ancillary: np.ndarray, out: Tensor) -> LutWeights:
+    """Unpack the indices and value tables of ``out``'s DECODE inputs."""
     anc = np.asarray(ancillary, np.uint8).tobytes()
     if len(anc) < _DCM_SIZE or anc[0] != _LUT:
         kind = anc[0] if anc else None
@@ -42,15 +64,22 @@ def decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: Tensor) -> np.nd
     if bitstream.size < n * bits:
         raise ModelError(f"DECODE of '{out.name}': {encoded.size} bytes of indices for {n} values of {bits} bits")
     weights = 1 << np.arange(bits - 1, -1, -1)
-    idx = bitstream.reshape(n, bits) @ weights
-    tables = np.frombuffer(anc[_DCM_SIZE:], dtype=out.numpy_dtype)
-    if axis == _PER_TENSOR_AXIS:
-        values = tables[idx]
-    else:
-        shape = out.shape
-        channel = (np.arange(n) // int(np.prod(shape[axis + 1:], dtype=np.int64))) % shape[axis]
-        values = tables[channel * stride + idx]
-    return values.reshape(out.shape).astype(out.numpy_dtype)
+    idx = (bitstream.reshape(n, bits) @ weights).astype(np.uint8).reshape(out.shape)
+    flat = np.frombuffer(anc[_DCM_SIZE:], dtype=out.numpy_dtype)
+    per_tensor = axis == _PER_TENSOR_AXIS
+    if not per_tensor and not 0 <= axis < len(out.shape):
+        raise ModelError(f"DECODE of '{out.name}': LUT axis {axis} outside the tensor's {len(out.shape)} dimensions")
+    count = 1 if per_tensor else out.shape[axis]
+    if stride < 1 or flat.size < count * stride or int(idx.max(initial=0)) >= stride:
+        raise ModelError(f"DECODE of '{out.name}': {flat.size} table values for {count} tables of {stride} "
+                         f"(largest index {int(idx.max(initial=0))}): corrupt file")
+    tables = flat[: count * stride].reshape(count, stride).copy()
+    return LutWeights(idx, bits, tables, None if per_tensor else int(axis))
+
+
+def decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: Tensor) -> np.ndarray:
+    """Expand packed indices through the value tables into ``out``'s shape and type."""
+    return parse_lut(encoded, ancillary, out).values().reshape(out.shape).astype(out.numpy_dtype)
 
 
 def decode_model(model: Model) -> Model:
@@ -68,6 +97,8 @@ def decode_model(model: Model) -> Model:
             enc, anc = (model.tensors[i] for i in op.inputs[2 * k:2 * k + 2])
             if enc.data is None or anc.data is None:
                 raise ModelError(f"{model.path}: operator #{op.index} TFLM_DECODE reads a non-constant tensor")
-            tensors[o] = replace(model.tensors[o], data=decode_lut(enc.data, anc.data, model.tensors[o]))
+            out = model.tensors[o]
+            lut = parse_lut(enc.data, anc.data, out)
+            tensors[o] = replace(out, data=lut.values().reshape(out.shape).astype(out.numpy_dtype), lut=lut)
     ops = tuple(replace(op, index=i) for i, op in enumerate(kept))
-    return replace(model, tensors=tuple(tensors), operators=ops)
+    return replace(model, tensors=tuple(tensors), operators=ops, decode_ops=len(model.operators) - len(kept))

@@ -13,11 +13,14 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.errors import ModelError
+
+if TYPE_CHECKING:
+    from harness.lut import LutWeights
 
 # Import lazily-heavy schema module once; it is plain generated Python.
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
@@ -82,6 +85,9 @@ class Tensor:
     dtype: str
     quant: Quantization | None
     data: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # A constant the file stores LUT-compressed (a TFLM_DECODE output): ``data`` holds the
+    # decoded values, ``lut`` the indices and value tables they came from (harness.lut).
+    lut: LutWeights | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_const(self) -> bool:
@@ -127,6 +133,9 @@ class Model:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     description: str = ""
+    # TFLM_DECODE ops in the file, dropped at load (their outputs are constants now,
+    # carrying ``Tensor.lut``); an interpreter of the file itself runs them.
+    decode_ops: int = 0
 
     @property
     def name(self) -> str:

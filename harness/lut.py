@@ -10,8 +10,10 @@ decoded from (``Tensor.lut``, a :class:`LutWeights`: indices, bit width, value
 tables, channel axis) and the model counts the dropped ops (``Model.decode_ops``,
 which the TFLM engine registers DECODE for).
 
-The builtin engine's lowerings use the decoded values, so its flash holds int8
-weights.
+The builtin engine's int8 FULLY_CONNECTED lowering emits the indices and tables
+instead of the int8 weights and looks each weight up inside the kernel
+(``harness.engines.builtin.lutw``); other lowerings (CONV_2D, DEPTHWISE_CONV_2D,
+the Helium kernels) use the decoded values, so their flash holds int8 weights.
 """
 
 from __future__ import annotations

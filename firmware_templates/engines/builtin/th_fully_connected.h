@@ -30,4 +30,21 @@ th_status th_fully_connected_s8(const th_fc_params *p, const int8_t *input, cons
 th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output);
 
+/* LUT-compressed weights (lutw.py): rows of indices into per-row value tables. */
+typedef struct {
+    /* Each row's depth padded to a multiple of 8 and cut into groups of 8 indices,
+     * each packed into `bits` bytes: index j of a group in bits [j*bits, (j+1)*bits)
+     * of the group's little-endian integer (4 bits: one word, nibble j = weight j).
+     * Rows in pairs, interleaved group by group; an odd last row alone. */
+    const uint8_t *indices;
+    const int8_t *tables;  /* row o's values at tables + o * table_stride */
+    int32_t table_stride;  /* 0: one table for every row */
+    int32_t bits;          /* 1..7 */
+} th_fc_lut;
+
+/* th_fully_connected_s8's arithmetic with filter_offset 0 (requant_mode as the SIMD
+ * kernel's), each weight decoded from lut where it is multiplied: no scratch. */
+th_status th_fully_connected_s8_lut(const th_fc_params *p, const th_fc_lut *lut, const int8_t *input,
+                                    const int32_t *bias, int8_t *output);
+
 #endif /* TH_FULLY_CONNECTED_H */

@@ -205,3 +205,148 @@ th_status th_fully_connected_s8_simd(const th_fc_params *p, const int8_t *input,
     }
     return TH_OK;
 }
+
+/*
+ * LUT-compressed weights (th_fc_lut, lutw.py), decoded in the inner loop: each
+ * weight is its row's table entry at its index, multiplied as it is looked up.
+ * No scratch. TFLM's arithmetic on the same int8 weights: only where they come
+ * from changes. Rows go in pairs (their indices interleaved group by group), so
+ * each widened input group serves two rows.
+ */
+
+/* Index k of a group (`bits` bytes at src; index k in bits [k * bits, (k + 1) * bits)
+ * of their little-endian integer). */
+static uint32_t th_lut_index(const uint8_t *src, int32_t k, int32_t bits) {
+    const int32_t bit = k * bits;
+    const uint32_t lo = src[bit >> 3];
+    const uint32_t hi = (bit & 7) + bits > 8 ? src[(bit >> 3) + 1] : 0u;
+    return ((lo | hi << 8) >> (bit & 7)) & ((1u << bits) - 1u);
+}
+
+/* One row, any width, inputs [from, to): acc + sum table[index(d)] * (x[d] + input_offset);
+ * group g of the row at idx + g * step. */
+static int32_t th_lut_row(const uint8_t *idx, int32_t step, const int8_t *t, const int8_t *x, int32_t from,
+                          int32_t to, int32_t in_off, int32_t bits, int32_t acc) {
+    for (int32_t d = from; d < to; ++d) {
+        acc += t[th_lut_index(idx + (d >> 3) * step, d & 7, bits)] * (x[d] + in_off);
+    }
+    return acc;
+}
+
+/* A pair of rows with 4-bit indices over the first d8 inputs (d8 a multiple of 8):
+ * per group of 8 inputs one word of each row (nibble k = weight k), through tables
+ * t0 and t1. */
+static void th_lut4_pair(const uint8_t *idx, const int8_t *t0, const int8_t *t1, const int8_t *x, int32_t d8,
+                         int32_t in_off, int32_t *acc) {
+    if (d8 <= 0) {
+        return;
+    }
+    const uint8_t *const end = idx + d8; /* 2 rows x 4 bytes per 8 inputs */
+    int32_t a0 = acc[0], a1 = acc[1];
+#if TH_SIMD_DSP
+    /* 57 instructions per 16 MACs: per weight UBFX (or AND, LSR), LDRSB from the
+     * row's table, SMLABB/SMLABT against the input lane; per 4 inputs one LDR and
+     * two SXTAB16 (the offset in both lanes: (x0, x2), (x1, x3)); one LDRD of
+     * indices per 8 inputs. 14 registers. */
+    const uint32_t off2 = th_dup16(in_off);
+    uint32_t xa, xb, v0, v1, p, q;
+#define TH_LUT4_4(a, t, v, e0, e1, e2, e3)                     \
+    e0 "\n\t" e1 "\n\t"                                        \
+    "ldrsb %[p], [%[" t "], %[p]]\n\t"                         \
+    "ldrsb %[q], [%[" t "], %[q]]\n\t"                         \
+    "smlabb %[" a "], %[p], %[xa], %[" a "]\n\t"               \
+    "smlabb %[" a "], %[q], %[xb], %[" a "]\n\t"               \
+    e2 "\n\t" e3 "\n\t"                                        \
+    "ldrsb %[p], [%[" t "], %[p]]\n\t"                         \
+    "ldrsb %[q], [%[" t "], %[q]]\n\t"                         \
+    "smlabt %[" a "], %[p], %[xa], %[" a "]\n\t"               \
+    "smlabt %[" a "], %[q], %[xb], %[" a "]\n\t"
+#define TH_LUT4_X                                              \
+    "ldr %[xb], [%[x]], #4\n\t"                                \
+    "sxtab16 %[xa], %[off2], %[xb]\n\t"                        \
+    "sxtab16 %[xb], %[off2], %[xb], ror #8\n\t"
+    __asm__ volatile(
+        ".p2align 2\n"
+        "1:\n\t"
+        "ldrd %[v0], %[v1], [%[idx]], #8\n\t"
+        TH_LUT4_X
+        TH_LUT4_4("a0", "t0", "v0", "and %[p], %[v0], #15", "ubfx %[q], %[v0], #4, #4",
+                  "ubfx %[p], %[v0], #8, #4", "ubfx %[q], %[v0], #12, #4")
+        TH_LUT4_4("a1", "t1", "v1", "and %[p], %[v1], #15", "ubfx %[q], %[v1], #4, #4",
+                  "ubfx %[p], %[v1], #8, #4", "ubfx %[q], %[v1], #12, #4")
+        TH_LUT4_X
+        TH_LUT4_4("a0", "t0", "v0", "ubfx %[p], %[v0], #16, #4", "ubfx %[q], %[v0], #20, #4",
+                  "ubfx %[p], %[v0], #24, #4", "lsr %[q], %[v0], #28")
+        TH_LUT4_4("a1", "t1", "v1", "ubfx %[p], %[v1], #16, #4", "ubfx %[q], %[v1], #20, #4",
+                  "ubfx %[p], %[v1], #24, #4", "lsr %[q], %[v1], #28")
+        "cmp %[idx], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [idx] "+r"(idx), [x] "+r"(x), [xa] "=&r"(xa), [xb] "=&r"(xb),
+          [v0] "=&r"(v0), [v1] "=&r"(v1), [p] "=&r"(p), [q] "=&r"(q)
+        : [t0] "r"(t0), [t1] "r"(t1), [end] "r"(end), [off2] "r"(off2)
+        : "cc", "memory");
+#undef TH_LUT4_4
+#undef TH_LUT4_X
+#else
+    while (idx < end) {
+        uint32_t v0, v1;
+        memcpy(&v0, idx, sizeof v0);
+        memcpy(&v1, idx + 4, sizeof v1);
+        idx += 8;
+        for (int32_t k = 0; k < 8; ++k) {
+            const int32_t xk = x[k] + in_off;
+            a0 += t0[(v0 >> (4 * k)) & 15u] * xk;
+            a1 += t1[(v1 >> (4 * k)) & 15u] * xk;
+        }
+        x += 8;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+th_status th_fully_connected_s8_lut(const th_fc_params *p, const th_fc_lut *lut, const int8_t *input,
+                                    const int32_t *bias, int8_t *output) {
+    const int32_t depth = p->accum_depth;
+    const int32_t d8 = depth & ~7;
+    const int32_t out_depth = p->out_depth;
+    const int32_t bits = lut->bits;
+    const int32_t row_bytes = (depth + 7) / 8 * bits;
+    const int32_t tstride = lut->table_stride;
+    const int32_t in_off = p->input_offset;
+    const int32_t mode = p->requant_mode;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in = input + b * depth;
+        int8_t *out = output + b * out_depth;
+        for (int32_t o = 0; o < out_depth;) {
+            const int32_t n = out_depth - o >= 2 ? 2 : 1;
+            /* Rows o, o + 1: group g of row o + r at idx + (g * n + r) * bits. */
+            const uint8_t *const idx = lut->indices + o * row_bytes;
+            const int8_t *const tab = lut->tables + o * tstride;
+            int32_t acc[2];
+            acc[0] = bias != 0 ? bias[o] : 0;
+            acc[1] = bias != 0 && n == 2 ? bias[o + 1] : 0;
+            int32_t from = 0;
+            if (bits == 4 && n == 2) {
+                th_lut4_pair(idx, tab, tab + tstride, in, d8, in_off, acc);
+                from = d8;
+            }
+            if (from < depth) {
+                for (int32_t i = 0; i < n; ++i) {
+                    acc[i] = th_lut_row(idx + i * bits, n * bits, tab + i * tstride, in, from, depth, in_off, bits,
+                                        acc[i]);
+                }
+            }
+            for (int32_t i = 0; i < n; ++i) {
+                out[o + i] = TH_FC_OUT(acc[i], o + i);
+            }
+            o += n;
+        }
+    }
+    return TH_OK;
+}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.engines.builtin import int16x8, quant, requant, scratch
+from harness.engines.builtin import int16x8, lutw, quant, requant, scratch
 from harness.engines.builtin.lowering import LowerContext, lowering
 from harness.model import Tensor
 
@@ -55,6 +55,9 @@ def fully_connected(ctx: LowerContext) -> str:
     if not simd:
         return (f"th_fully_connected_s8({p}, {ctx.ptr(inp, const=True)}, "
                 f"{ctx.ptr(filt, const=True)}, {ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+    lut = lutw.fc_lut(ctx.model, ctx.op, ctx.isa)
+    if lut is not None:
+        return _fully_connected_lut(ctx, p, lut, inp, filt, bias, out)
     w = fc_weights(np.asarray(filt.data))
     wname = f"th_w_{filt.index}_op{ctx.op.index}_fc"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
@@ -62,6 +65,20 @@ def fully_connected(ctx: LowerContext) -> str:
     # No th_scratch: the kernel widens the input group by group as it goes.
     return (f"th_fully_connected_s8_simd({p}, {ctx.ptr(inp, const=True)}, {wname}, "
             f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)})")
+
+
+def _fully_connected_lut(ctx: LowerContext, p: str, lut: lutw.FcLut, inp: Tensor, filt: Tensor,
+                         bias: Tensor | None, out: Tensor) -> str:
+    """LUT-compressed weights stay packed in flash (indices + tables, lutw.py);
+    th_fully_connected_s8_lut looks each weight up as it multiplies it (no scratch)."""
+    base = f"th_w_{filt.index}_op{ctx.op.index}_lut"
+    idx = ctx.weight_array(f"{base}_idx", "uint8_t", lut.indices, align=4)
+    tab = ctx.weight_array(f"{base}_tab", "int8_t", lut.tables.reshape(-1))
+    name = f"{ctx.prefix}_lut"
+    ctx.decls.append(f"static const th_fc_lut {name} = {{\n    .indices = {idx},\n    .tables = {tab},\n"
+                     f"    .table_stride = {lut.table_stride},\n    .bits = {lut.bits}\n}};")
+    return (f"th_fully_connected_s8_lut({p}, &{name}, {ctx.ptr(inp, const=True)}, {ctx.ptr(bias, const=True)}, "
+            f"{ctx.ptr(out)})")
 
 
 def _fully_connected_mve(ctx: LowerContext, p: str, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor,

@@ -5,7 +5,8 @@ reaches the lowering decoded; for an int8 FULLY_CONNECTED on the portable / DSP
 kernels (not Helium) the lowering emits the indices and value tables instead, and
 the kernel looks each weight up where it multiplies it (two rows at a time, no
 scratch; on Cortex-M4 57 instructions per 16 MACs for 4-bit indices, against 21
-for int8 weights: each weight costs an extract, a table load and its own multiply). The same int8 weights enter the same int32 sums; only where they come
+for int8 weights: each weight costs an extract, a table load and its own
+multiply). The same int8 weights enter the same int32 sums; only where they come
 from changes.
 
 What the kernel takes (``th_fc_lut``, th_fully_connected.h):

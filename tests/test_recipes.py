@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness.datasets import random_samples
+from harness.engines.dispatch import BUILTIN as BUILTIN_SPEC
 from harness.model import load_model, parse_model
 from harness.recipes import (INSTALL_HINT, Calibration, RecipeError, apply_recipe, parse_recipe,
                              parse_recipes, recipe_names)
@@ -213,6 +214,46 @@ def test_compare_rows_keep_failed_recipes_and_deltas(tmp_path: Path) -> None:
     assert delta(rows[0], base).instructions is None
 
 
+def test_compare_table_shows_file_and_firmware_bytes_per_engine() -> None:
+    """Each recipe on each engine: firmware flash with its change against int8 on the same
+    engine, the .tflite's size and constant bytes, and builtin's flash over TFLM's."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from harness.cli.compare import compare_table, flash_ratios
+    from harness.engines import EngineSpec
+    from harness.recipes.compare import Variant, failed_row, run_variants
+    from harness.targets import find_target
+
+    target = find_target("cortex-m4")
+    tflm = EngineSpec("tflm", "ref")
+    assert (failed_row("ad", "m", target, "qemu", "int8", "", tflm).engine,
+            failed_row("ad", "m", target, "qemu", "int8", "", tflm).kernels) == ("tflm", "ref")
+    rows = [replace(failed_row("ad", "m", target, "qemu", recipe, "", engine), status="ok", instructions=100,
+                    flash_bytes=flash, ram_bytes=10, energy_uj=1.0)
+            for recipe, engine, flash in (("int8", BUILTIN_SPEC, 294_644), ("int8", tflm, 359_844),
+                                          ("cluster16-lut", BUILTIN_SPEC, 189_068),
+                                          ("cluster16-lut", tflm, 296_004))]
+    console = Console(record=True, width=220)
+    console.print(compare_table(rows, {"int8": 270_848, "cluster16-lut": 164_147},
+                                {"int8": 316_000, "cluster16-lut": 230_096}))
+    text = console.export_text()
+    assert "recipe (engine)" in text and "(tflm ref)" in text and "(builtin)" in text
+    assert "224.7" in text and "(160.3)" in text and "308.6" in text and "(264.5)" in text
+    assert "184.6" in text and "-35.8%" in text  # builtin's cluster16-lut against builtin's int8
+    assert "289.1" in text and "-17.7%" in text  # tflm's against tflm's
+    assert flash_ratios(rows) == [("int8", pytest.approx(294_644 / 359_844), "tflm ref"),
+                                  ("cluster16-lut", pytest.approx(189_068 / 296_004), "tflm ref")]
+
+    class NoRunner:
+        name = "qemu"
+
+    failed = run_variants("ad", Path("m.tflite"), [Variant("int16x8", None, "refused")], target,
+                          NoRunner(), [], None, 1, 0, 1.0, engines=[BUILTIN_SPEC, tflm])  # type: ignore[arg-type]
+    assert [(r.engine, r.kernels, r.status) for r in failed] == [("builtin", "", "failed"), ("tflm", "ref", "failed")]
+
+
 def test_html_report_has_a_pareto_plot_of_the_recipes(tmp_path: Path) -> None:
     from dataclasses import replace
 
@@ -244,7 +285,8 @@ def test_compare_refuses_user_mistakes_before_any_work(tmp_path: Path) -> None:
     model = tmp_path / "my_float.tflite"
     model.write_bytes(float_model())
     for argv, code in ((["compare", "--model", str(tmp_path / "missing.tflite"), "--recipes", "int8"], 2),
-                       (["compare", "--model", str(model), "--recipes", "int8,int4"], 2)):
+                       (["compare", "--model", str(model), "--recipes", "int8,int4"], 2),
+                       (["compare", "--model", str(model), "--recipes", "int8", "--engine", "tvm"], 2)):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == code

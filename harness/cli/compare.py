@@ -22,6 +22,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.hosting import prepare_runner
     from harness.recipes import RecipeError, parse_recipes, require_quantizer
     from harness.recipes.calibration import benchmark_of, calibration_for, float_samples, reference_model
+    from harness.engines.dispatch import check_model, parse_engines
+    from harness.errors import UnsupportedOpError
+    from harness.model import load_model
     from harness.recipes.compare import iter_variants, make_variants
     from harness.results import RowSink, default_results_path
     from harness.suite import SuiteOptions
@@ -32,6 +35,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not float_model.is_file():
         raise UserInputError(f"--model {args.model}: float .tflite file not found")
     specs = parse_recipes(args.recipes)
+    engines = parse_engines(args.engine, args.kernels, args.tflm_src)
     require_quantizer()  # exit 2 naming the install command, before any work
     target = find_target(args.target)
     benchmark = args.benchmark or benchmark_of(float_model)
@@ -61,15 +65,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 status.update(f"compare {escape(benchmark)} on {target.name}: {escape(msg)}")
 
         variants = make_variants(float_model, specs, calibration, reference, note)
+        # An engine's missing prerequisites (TFLM's trees) exit 2 before anything is built;
+        # an op one engine lacks only fails that recipe's row.
+        first = next((v.model_path for v in variants if v.model_path is not None), None)
+        for spec in engines:
+            if first is not None:
+                try:
+                    check_model(spec, load_model(first), [target])
+                except UnsupportedOpError:
+                    pass
         for row in iter_variants(benchmark, float_model, variants, target, runner, samples, dataset,
-                                 args.runs, args.warmup, args.timeout, note, jobs=jobs):
+                                 args.runs, args.warmup, args.timeout, note, jobs=jobs, engines=engines):
             sink.append(row)
             rows.append(row)
     order = {v.recipe: i for i, v in enumerate(variants)}
-    rows.sort(key=lambda r: order.get(r.recipe, len(order)))  # the recipes' order, however they finished
+    engine_order = {e.label: i for i, e in enumerate(engines)}
+    # The recipes' order, each recipe's engines in theirs, however they finished.
+    rows.sort(key=lambda r: (order.get(r.recipe, len(order)), engine_order.get(_label(r), len(engine_order))))
     # Fifteen columns: wider than the bench's 160 when piped, so no cell is cut.
     wide = console if console.is_terminal else Console(width=200)
-    wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants}))
+    wide.print(compare_table(rows, {v.recipe: v.file_weights_bytes for v in variants},
+                             {v.recipe: v.file_bytes for v in variants}))
+    ratios = flash_ratios(rows)
+    if ratios:
+        console.print("flash, builtin firmware / TFLM firmware of the same .tflite (the smaller of its kernels'): "
+                      + ", ".join(f"{escape(recipe)} {ratio:.2f}x ({escape(label)})"
+                                  for recipe, ratio, label in ratios))
     console.print("[dim]accuracy: on target over the dataset (firmware), host = TFLM's interpreter on the same "
                   "inputs; '=' when every firmware output equals the host's. Deltas against int8 (accuracy: "
                   "points for top1; anomaly_score_mean is the mean reconstruction error, lower is better). "
@@ -84,25 +105,52 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if any(r.status != "ok" for r in rows) else 0
 
 
-def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table:
-    """One row per recipe: accuracy, instructions, latency, flash, RAM, energy, each with its
-    change against int8 under it (100 columns; every split is in the rows' JSON/CSV)."""
+def _label(row: Any) -> str:
+    from harness.engines.compare import engine_label
+
+    return engine_label(row)
+
+
+def flash_ratios(rows: list[Any]) -> list[tuple[str, float, str]]:
+    """Per recipe with an ok builtin row and ok TFLM rows: builtin firmware flash / the
+    smaller TFLM firmware flash, and which TFLM row that was."""
+    out = []
+    for recipe in dict.fromkeys(r.recipe for r in rows):
+        mine = [r for r in rows if r.recipe == recipe and r.status == "ok" and r.flash_bytes]
+        builtin = next((r for r in mine if r.engine == "builtin"), None)
+        tflm = [r for r in mine if r.engine == "tflm"]
+        if builtin is not None and tflm:
+            t = min(tflm, key=lambda r: r.flash_bytes)
+            out.append((recipe, builtin.flash_bytes / t.flash_bytes, _label(t)))
+    return out
+
+
+def compare_table(rows: list[Any], file_weights: dict[str, int | None],
+                  file_bytes: dict[str, int | None] | None = None) -> Table:
+    """One row per recipe (and engine): accuracy, instructions, latency, firmware flash, the
+    model file's size (and its constant bytes), RAM, energy, each with its change against
+    int8 on the same engine under it (100 columns; every split is in the rows' JSON/CSV)."""
     from harness.recipes.compare import BASELINE_RECIPE, delta
     from harness.report.cells import accuracy_inputs, accuracy_value_text
 
-    base = next((r for r in rows if r.recipe == BASELINE_RECIPE), None)
+    labels = list(dict.fromkeys(_label(r) for r in rows)) or ["builtin"]
+    several = len(labels) > 1
+    bases = {_label(r): r for r in rows if r.recipe == BASELINE_RECIPE}
     first = rows[0] if rows else None
-    table = compact_table((f"recipes: {first.benchmark} on {first.target} (builtin engine; change against "
-                           f"{BASELINE_RECIPE} under each figure; .tflite wts = the model file's constant KiB, "
-                           "LUT-packed for -lut)") if first else "recipes",
-                          ["recipe", "accuracy (inputs)#", "host#", "instructions#", "est.\nms#", "flash\nKiB#",
-                           ".tflite\nwts KiB#", "RAM\nKiB#", "energy\nuJ#", "status!"])
+    table = compact_table((f"recipes: {first.benchmark} on {first.target} ({', '.join(labels)} "
+                           f"engine{'s' if several else ''}; change against {BASELINE_RECIPE} under each figure; "
+                           "flash = the firmware's code + weights + other; .tflite = the model file's KiB "
+                           "(its constants', LUT-packed for -lut)") if first else "recipes",
+                          ["recipe (engine)" if several else "recipe", "accuracy (inputs)#", "host#",
+                           "instructions#", "est.\nms#", "flash\nKiB#", ".tflite KiB\n(consts)#", "RAM\nKiB#",
+                           "energy\nuJ#", "status!"])
 
     def pct(v: float | None) -> str:
         return "" if v is None else f"\n{100 * v:+.1f}%"
 
     for r in rows:
         ok = r.status == "ok"
+        base = bases.get(_label(r))
         d = delta(r, base)
         inputs = accuracy_inputs(asdict(r))
         acc = (accuracy_value_text(r.accuracy, r.accuracy_metric) + (f" ({inputs})" if inputs else "")
@@ -111,12 +159,16 @@ def compare_table(rows: list[Any], file_weights: dict[str, int | None]) -> Table
             acc += f"\n{d.accuracy_points:+.2f} points"
         same = {True: " =", False: " ≠"}.get(r.predictions_match_reference, "") if ok else ""
         fw = file_weights.get(r.recipe)
+        fb = (file_bytes or {}).get(r.recipe)
+        tflite = "\n".join(x for x in (f"{fb / 1024:.1f}" if fb is not None else "",
+                                       f"({fw / 1024:.1f})" if fw is not None else "") if x) or "-"
         table.add_row(
-            r.recipe, acc, accuracy_value_text(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
+            f"{r.recipe}\n({_label(r)})" if several else r.recipe, acc,
+            accuracy_value_text(r.accuracy_reference, r.accuracy_metric) + same if ok else "-",
             (f"{r.instructions:,}" + pct(d.instructions)) if ok and r.instructions is not None else "-",
             f"{r.latency_ms:.2f}" if ok and r.latency_ms is not None else "-",
             (f"{r.flash_bytes / 1024:.1f}" + pct(d.flash)) if r.flash_bytes is not None else "-",
-            f"{fw / 1024:.1f}" if fw is not None else "-",
+            tflite,
             (f"{r.ram_bytes / 1024:.1f}" + pct(d.ram)) if ok and r.ram_bytes is not None else "-",
             (f"{r.energy_uj:,.0f}" + pct(d.energy)) if ok and r.energy_uj is not None else "-",
             "[green]ok[/]" if ok else f"[red]{r.status.replace('_', ' ')}[/]")
@@ -138,6 +190,13 @@ def register(sub: Any) -> None:
     compare.add_argument("--no-accuracy", action="store_true", help="skip the accuracy run on target")
     compare.add_argument("--reference-model", nargs="?", const="auto", metavar="PATH",
                          help="add the MLPerf reference int8 model (or PATH) as a row")
+    compare.add_argument("--engine", action="append", default=[],
+                         help="builtin, tflm or a comma list (builtin,tflm): each recipe on each engine; "
+                              "repeatable (default builtin)")
+    compare.add_argument("--kernels", action="append", default=[],
+                         help="TFLM kernels: ref, cmsis-nn or ref,cmsis-nn (default ref)")
+    compare.add_argument("--tflm-src", help="directory with the TFLM source trees (default: TINYHIL_TFLM_SRC, "
+                                            "else what `tinyhil tflm fetch` fetched)")
     from harness import runners
 
     compare.add_argument("--runner", choices=[k.name for k in runners.kinds() if not k.needs_port], default="qemu")

@@ -2,9 +2,11 @@
 
 Each recipe's model goes through :func:`harness.bench.run_case` (the path
 ``tinyhil bench --model PATH`` takes), with the accuracy mode's dataset run on
-target and the host interpreter's outputs for the bit-exactness check. A recipe
-that fails (refused by its checks, an op the engine lacks, a failed run) becomes a
-failed row with the reason; the other rows still run.
+target and the host interpreter's outputs for the bit-exactness check, on each
+engine asked for (builtin by default; ``--engine builtin,tflm`` adds TFLM's
+firmware of the same file, e.g. its flash for a LUT model). A recipe that fails
+(refused by its checks, an op the engine lacks, a failed run) becomes a failed
+row with the reason; the other rows still run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 
 from harness.bench import AccuracyPlan, BenchCase, accuracy_kind, run_case
 from harness.datasets import Sample
+from harness.engines import EngineSpec
+from harness.engines.dispatch import BUILTIN
 from harness.errors import DoesNotFitError, TinyhilError
 from harness.model import Model, Tensor, load_model
 from harness.recipes import Calibration, RecipeSpec, apply_recipe
@@ -37,6 +41,7 @@ class Variant:
     model_path: Path | None
     error: str = ""
     file_weights_bytes: int | None = None  # constant bytes in the .tflite (LUT: indices + tables)
+    file_bytes: int | None = None  # the whole .tflite
 
 
 def file_weights_bytes(path: Path) -> int:
@@ -60,7 +65,7 @@ def make_variants(float_model: Path, specs: Sequence[RecipeSpec], calibration: C
     note = progress or (lambda _m: None)
     out = []
     if reference is not None:
-        out.append(Variant(REFERENCE_RECIPE, reference, "", file_weights_bytes(reference)))
+        out.append(Variant(REFERENCE_RECIPE, reference, "", file_weights_bytes(reference), reference.stat().st_size))
     for spec in specs:
         note(f"{spec.name}: applying the recipe")
         try:
@@ -71,7 +76,7 @@ def make_variants(float_model: Path, specs: Sequence[RecipeSpec], calibration: C
         except Exception as e:  # a tool's failure on one recipe must not lose the other rows
             out.append(Variant(spec.name, None, f"recipe failed: {type(e).__name__}: {e}"))
             continue
-        out.append(Variant(spec.name, path, "", file_weights_bytes(path)))
+        out.append(Variant(spec.name, path, "", file_weights_bytes(path), path.stat().st_size))
     return out
 
 
@@ -94,11 +99,12 @@ def plan_for(benchmark: str, model: Model, samples: Sequence[Sample], source: Pa
 
 
 def failed_row(benchmark: str, model: str, target: TargetDescriptor, runner: str, recipe: str,
-               error: str) -> ResultRow:
+               error: str, engine: EngineSpec = BUILTIN) -> ResultRow:
     """A row for a recipe that never reached the target: no numbers, the reason."""
     return ResultRow(
         benchmark=benchmark, model=model, model_sha256="", target=target.name, runner=runner,
-        engine="builtin", engine_version=engine_version(), compiler="", cflags="", recipe=recipe,
+        engine=engine.name, kernels=engine.kernels,
+        engine_version=engine_version() if engine == BUILTIN else "", compiler="", cflags="", recipe=recipe,
         status="failed", error=error, proxy="", instructions=None, cycles=None, est_cycles=None,
         latency_ms=None, latency_source="", cpi=None, cpi_source="", energy_uj=None, power_mw=None,
         power_source="", flash_bytes=None, flash_code_bytes=None, flash_weights_bytes=None,
@@ -109,47 +115,53 @@ def failed_row(benchmark: str, model: str, target: TargetDescriptor, runner: str
 
 def run_variants(benchmark: str, float_model: Path, variants: Sequence[Variant], target: TargetDescriptor,
                  runner: Runner, samples: Sequence[Sample], dataset: Path | None, runs: int, warmup: int,
-                 timeout_s: float, progress: Callable[[str], None] | None = None) -> list[ResultRow]:
-    """Build and run each variant on ``target``; rows carry ``recipe`` and the float model's name."""
+                 timeout_s: float, progress: Callable[[str], None] | None = None,
+                 engines: Sequence[EngineSpec] = (BUILTIN,)) -> list[ResultRow]:
+    """Build and run each variant on ``target`` with each engine; rows carry ``recipe`` and
+    the float model's name."""
     return list(iter_variants(benchmark, float_model, variants, target, runner, samples, dataset, runs, warmup,
-                              timeout_s, progress))
+                              timeout_s, progress, engines=engines))
 
 
 def iter_variants(benchmark: str, float_model: Path, variants: Sequence[Variant], target: TargetDescriptor,
                   runner: Runner, samples: Sequence[Sample], dataset: Path | None, runs: int, warmup: int,
                   timeout_s: float, progress: Callable[[str], None] | None = None,
-                  jobs: int = 1) -> Iterator[ResultRow]:
+                  jobs: int = 1, engines: Sequence[EngineSpec] = (BUILTIN,)) -> Iterator[ResultRow]:
     """:func:`run_variants`, each row yielded as soon as its variant is finished (a variant
-    that does not fit the target is a ``does_not_fit`` row); ``jobs`` variants at once
-    (:func:`harness.suite.in_parallel`; ``progress`` is then called from its threads)."""
+    that does not fit the target is a ``does_not_fit`` row); ``jobs`` (variant, engine)
+    cases at once (:func:`harness.suite.in_parallel`; ``progress`` is then called from its
+    threads)."""
     from harness.suite import in_parallel
 
     note = progress or (lambda _m: None)
+    several = len(engines) > 1
 
-    def one(v: Variant) -> ResultRow:
+    def one(case: tuple[Variant, EngineSpec]) -> ResultRow:
+        v, spec = case
         if v.model_path is None:
-            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error)
+            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, v.error, spec)
         try:
             model = load_model(v.model_path)
             plan = plan_for(benchmark, model, samples, dataset) if samples else None
+            name = f"{v.recipe} ({spec.label})" if several else v.recipe
 
-            def step(msg: str, recipe: str = v.recipe) -> None:
+            def step(msg: str, recipe: str = name) -> None:
                 note(f"{recipe}: {msg}")
 
-            row = run_case(BenchCase(benchmark, v.model_path, None, target), runner, runs, warmup, timeout_s,
-                           step, accuracy=plan)
+            row = run_case(BenchCase(benchmark, v.model_path, None, target, spec), runner, runs, warmup,
+                           timeout_s, step, accuracy=plan)
         except DoesNotFitError as e:
             return replace(failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
-                                      str(e).splitlines()[0]), status="does_not_fit")
+                                      str(e).splitlines()[0], spec), status="does_not_fit")
         except TinyhilError as e:
-            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e))
+            return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe, str(e), spec)
         except Exception as e:  # an engine bug on one recipe's model must not lose the other rows
             return failed_row(benchmark, float_model.stem, target, runner.name, v.recipe,
-                              f"internal error building or running it: {type(e).__name__}: {e}")
+                              f"internal error building or running it: {type(e).__name__}: {e}", spec)
         model_name = row.model if v.recipe == REFERENCE_RECIPE else float_model.stem
         return replace(row, recipe=v.recipe, model=model_name)
 
-    yield from in_parallel(list(variants), one, jobs)
+    yield from in_parallel([(v, e) for v in variants for e in engines], one, jobs)
 
 
 @dataclass(frozen=True)

@@ -256,16 +256,22 @@ static inline void th_vst_s8w_scatter(int8_t *p, th_u32x4 off, th_s32x4 v) {
  * negative lanes (saturating) where right > 0: that turns VRSHL's round half
  * up into round half away from zero and changes nothing else.
  */
-static inline th_s32x4 th_vrequant(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, int32_t out_off,
-                                   int32_t act_min, int32_t act_max) {
+static inline th_s32x4 th_vrequant_v(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, th_s32x4 out_off,
+                                     th_s32x4 act_min, th_s32x4 act_max) {
     const th_s32x4 zero = th_vdup(0);
     const th_s32x4 left = th_vmax(shift, zero);
     const th_s32x4 right = th_vmin(shift, zero); /* -right shift, <= 0 */
     th_s32x4 x = th_vqrdmulh(th_vshl(acc, left), mult);
     /* -1 in lanes with x < 0 and a right shift: right >> 31 is -1 where right < 0. */
     x = th_vqadd(x, th_vand(th_vshr31(x), th_vshr31(right)));
-    x = th_vadd(th_vrshl(x, right), th_vdup(out_off));
-    return th_vmin(th_vmax(x, th_vdup(act_min)), th_vdup(act_max));
+    x = th_vadd(th_vrshl(x, right), out_off);
+    return th_vmin(th_vmax(x, act_min), act_max);
+}
+
+/* th_vrequant_v with the offset and the clamp as scalars. */
+static inline th_s32x4 th_vrequant(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, int32_t out_off,
+                                   int32_t act_min, int32_t act_max) {
+    return th_vrequant_v(acc, mult, shift, th_vdup(out_off), th_vdup(act_min), th_vdup(act_max));
 }
 
 #endif /* TH_MVE_H */

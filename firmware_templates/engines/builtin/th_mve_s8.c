@@ -14,7 +14,7 @@
 #include "th_mve.h"
 #include "th_mve_s8.h"
 
-/* Four accumulators of one output channel (or four channels) as one vector. */
+/* Four accumulators as one vector. */
 static inline th_s32x4 th_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3) {
     th_s32x4 v = th_vdup(a0);
     v = th_vsetlane(v, a1, 1);
@@ -133,61 +133,121 @@ static const int8_t *th_patch(const th_conv_params *p, const int8_t *input, int3
     return col;
 }
 
+/* Channels per pass of th_conv2d_s8_mve: their sums for the four pixels wait in
+ * a stack buffer (4 * 32 int32), then are requantized four channels at a time. */
+#define TH_CONV_MVE_CHUNK 32
+
+/* *a_i += sum over j < k of s[j] * p_i[j], for four rows p_i: 16 multiply-adds per
+ * VMLADAVA. On Helium a tail-predicated low-overhead loop (DLSTP.8/LETP: the last
+ * partial vector is predicated by the loop itself, no separate tail): 9
+ * instructions per 64 MACs. VMLADAVA accumulates into even registers only, hence
+ * the fixed accumulator registers. */
+static inline __attribute__((always_inline)) void th_mve_dot4(const int8_t *s, const int8_t *p0, const int8_t *p1,
+                                                              const int8_t *p2, const int8_t *p3, int32_t k,
+                                                              int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3) {
+#if TH_MVE_NATIVE
+    register int32_t r0 __asm__("r0") = *a0;
+    register int32_t r2 __asm__("r2") = *a1;
+    register int32_t r4 __asm__("r4") = *a2;
+    register int32_t r6 __asm__("r6") = *a3;
+    __asm__ volatile(
+        "dlstp.8 lr, %[k]\n\t"
+        "1:\n\t"
+        "vldrb.8 q0, [%[s]], #16\n\t"
+        "vldrb.8 q1, [%[p0]], #16\n\t"
+        "vmladava.s8 %[a0], q0, q1\n\t"
+        "vldrb.8 q2, [%[p1]], #16\n\t"
+        "vmladava.s8 %[a1], q0, q2\n\t"
+        "vldrb.8 q1, [%[p2]], #16\n\t"
+        "vmladava.s8 %[a2], q0, q1\n\t"
+        "vldrb.8 q2, [%[p3]], #16\n\t"
+        "vmladava.s8 %[a3], q0, q2\n\t"
+        "letp lr, 1b\n\t"
+        : [a0] "+r"(r0), [a1] "+r"(r2), [a2] "+r"(r4), [a3] "+r"(r6), [s] "+r"(s), [p0] "+r"(p0), [p1] "+r"(p1),
+          [p2] "+r"(p2), [p3] "+r"(p3)
+        : [k] "r"(k)
+        : "q0", "q1", "q2", "lr", "memory");
+    *a0 = r0;
+    *a1 = r2;
+    *a2 = r4;
+    *a3 = r6;
+#else
+    const int32_t full = k & ~15;
+    int32_t x0 = *a0, x1 = *a1, x2 = *a2, x3 = *a3;
+    for (int32_t d = 0; d < k; d += 16) {
+        const th_pred m = d < full ? (th_pred)0xFFFFu : th_vctp8((uint32_t)(k - d));
+        const th_s8x16 v = th_vld_s8_z(s + d, m);
+        x0 = th_vmladava(x0, v, th_vld_s8_z(p0 + d, m));
+        x1 = th_vmladava(x1, v, th_vld_s8_z(p1 + d, m));
+        x2 = th_vmladava(x2, v, th_vld_s8_z(p2 + d, m));
+        x3 = th_vmladava(x3, v, th_vld_s8_z(p3 + d, m));
+    }
+    *a0 = x0;
+    *a1 = x1;
+    *a2 = x2;
+    *a3 = x3;
+#endif
+}
+
+/* Sums of channels [0, n) of `w` (rows of k weights) against four patches into
+ * acc[i * TH_CONV_MVE_CHUNK + channel]; out of line, so that the loop keeps its
+ * pointers in registers. */
+__attribute__((noinline)) static void th_conv_mve_dots(const int8_t *w, int32_t k, const int8_t *c0,
+                                                       const int8_t *c1, const int8_t *c2, const int8_t *c3,
+                                                       const int32_t *bias_eff, int32_t n, int32_t *acc) {
+    for (int32_t oc = 0; oc < n; ++oc, w += k) {
+        int32_t a0 = bias_eff[oc];
+        int32_t a1 = a0, a2 = a0, a3 = a0;
+        th_mve_dot4(w, c0, c1, c2, c3, k, &a0, &a1, &a2, &a3);
+        acc[oc] = a0;
+        acc[TH_CONV_MVE_CHUNK + oc] = a1;
+        acc[2 * TH_CONV_MVE_CHUNK + oc] = a2;
+        acc[3 * TH_CONV_MVE_CHUNK + oc] = a3;
+    }
+}
+
 /* scratch holds 4 * K bytes (K = k_h * k_w * in_c): four patches. */
 th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                            const int32_t *bias_eff, int8_t *output, int8_t *scratch) {
     const int32_t out_c = p->out_c;
     const int32_t k = p->k_h * p->k_w * p->in_c;
-    const int32_t full = k & ~15;
-    const th_pred tail = th_vctp8((uint32_t)(k - full));
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     const th_s8x16 zp = th_vdup_s8((int8_t)(-p->input_offset));
     const int32_t out_off = p->output_offset;
     const int32_t act_min = p->act_min;
     const int32_t act_max = p->act_max;
+    int32_t acc[4 * TH_CONV_MVE_CHUNK];
+    const th_s32x4 off_v = th_vdup(out_off), lo_v = th_vdup(act_min), hi_v = th_vdup(act_max);
     if (p->depth_multiplier != 1) {
         return TH_ERROR;
     }
-    const uint32_t stride[4] = {0u, (uint32_t)out_c, 2u * (uint32_t)out_c, 3u * (uint32_t)out_c};
     for (int32_t px = 0; px < pixels; px += 4) {
         const int32_t n = TH_MIN(4, pixels - px);
-        /* Missing pixels repeat the first: their results land on it, the same values. */
+        /* Missing pixels repeat the first; their results are not stored. */
         const int8_t *c0 = th_patch(p, input, px, scratch, zp);
         const int8_t *c1 = n > 1 ? th_patch(p, input, px + 1, scratch + k, zp) : c0;
         const int8_t *c2 = n > 2 ? th_patch(p, input, px + 2, scratch + 2 * k, zp) : c0;
         const int8_t *c3 = n > 3 ? th_patch(p, input, px + 3, scratch + 3 * k, zp) : c0;
-        const uint32_t lane_off[4] = {0u, n > 1 ? stride[1] : 0u, n > 2 ? stride[2] : 0u, n > 3 ? stride[3] : 0u};
-        const th_u32x4 offs = th_vld_u32(lane_off);
         int8_t *out = output + px * out_c;
-        const int8_t *w = filter;
-        for (int32_t oc = 0; oc < out_c; ++oc) {
-            int32_t a0 = bias_eff[oc];
-            int32_t a1 = a0, a2 = a0, a3 = a0;
-            /* Pointers stepped in the loop: post-incrementing VLDRBs, 10 instructions per 64 MACs. */
-            const int8_t *pw = w, *p0 = c0, *p1 = c1, *p2 = c2, *p3 = c3;
-            for (int32_t d = 0; d < full; d += 16) {
-                const th_s8x16 wv = th_vld_s8(pw);
-                a0 = th_vmladava(a0, wv, th_vld_s8(p0));
-                a1 = th_vmladava(a1, wv, th_vld_s8(p1));
-                a2 = th_vmladava(a2, wv, th_vld_s8(p2));
-                a3 = th_vmladava(a3, wv, th_vld_s8(p3));
-                pw += 16;
-                p0 += 16;
-                p1 += 16;
-                p2 += 16;
-                p3 += 16;
+        for (int32_t oc0 = 0; oc0 < out_c; oc0 += TH_CONV_MVE_CHUNK) {
+            const int32_t nc = TH_MIN(TH_CONV_MVE_CHUNK, out_c - oc0);
+            th_conv_mve_dots(filter + oc0 * k, k, c0, c1, c2, c3, bias_eff + oc0, nc, acc);
+            /* Four channels of one pixel per vector: contiguous outputs. */
+            const int32_t *mult = p->mult + oc0, *shift = p->shift + oc0;
+            for (int32_t i = 0; i < n; ++i) {
+                const int32_t *a = acc + i * TH_CONV_MVE_CHUNK;
+                int8_t *o = out + i * out_c + oc0;
+                int32_t c = 0;
+                for (; c + 4 <= nc; c += 4) {
+                    th_vst_s8w(o + c, th_vrequant_v(th_vld_s32(a + c), th_vld_s32(mult + c), th_vld_s32(shift + c),
+                                                    off_v, lo_v, hi_v));
+                }
+                if (c < nc) {
+                    const th_pred m = th_vctp32((uint32_t)(nc - c));
+                    th_vst_s8w_p(o + c, th_vrequant_v(th_vld_s32_z(a + c, m), th_vld_s32_z(mult + c, m),
+                                                      th_vld_s32_z(shift + c, m), off_v, lo_v, hi_v), m);
+                }
             }
-            if (full < k) {
-                const th_s8x16 wv = th_vld_s8_z(pw, tail);
-                a0 = th_vmladava(a0, wv, th_vld_s8_z(p0, tail));
-                a1 = th_vmladava(a1, wv, th_vld_s8_z(p1, tail));
-                a2 = th_vmladava(a2, wv, th_vld_s8_z(p2, tail));
-                a3 = th_vmladava(a3, wv, th_vld_s8_z(p3, tail));
-            }
-            const th_s32x4 y = th_vrequant(th_vec4(a0, a1, a2, a3), th_vdup(p->mult[oc]), th_vdup(p->shift[oc]),
-                                           out_off, act_min, act_max);
-            th_vst_s8w_scatter(out + oc, offs, y);
-            w += k;
         }
     }
     return TH_OK;
@@ -242,6 +302,76 @@ static inline __attribute__((always_inline)) void th_dw_block(
     }
 }
 
+/* Two output pixels (taps ta[] and tb[]), channels [c, c + 4 * nv) (nv = 1 or 2;
+ * `m` predicates the vector when nv is 1): each weight vector loaded once feeds
+ * both pixels, 16 instructions per 32 MACs. */
+static inline __attribute__((always_inline)) void th_dw_pair(
+    const th_conv_params *p, const int8_t *const *ta, const int8_t *const *tb, int32_t taps, const int8_t *filter,
+    const int32_t *bias_eff, int8_t *out0, int8_t *out1, int32_t c, int32_t nv, th_pred m) {
+    const int32_t ch = p->in_c;
+    const th_pred m0 = nv == 1 ? m : (th_pred)0xFFFFu;
+    th_s32x4 a00 = th_vld_s32_z(bias_eff + c, m0), a10 = a00;
+    th_s32x4 a01 = th_vdup(0), a11 = a01;
+    if (nv > 1) {
+        a01 = th_vld_s32(bias_eff + c + 4);
+        a11 = a01;
+    }
+    const int8_t *w = filter + c;
+    if (nv > 1) {
+        for (int32_t i = 0; i < taps; ++i, w += ch) {
+            const int8_t *x = ta[i] + c;
+            const int8_t *y = tb[i] + c;
+            const th_s32x4 w0 = th_vld_s8w(w);
+            a00 = th_vadd(a00, th_vmul(th_vld_s8w(x), w0));
+            a10 = th_vadd(a10, th_vmul(th_vld_s8w(y), w0));
+            const th_s32x4 w1 = th_vld_s8w(w + 4);
+            a01 = th_vadd(a01, th_vmul(th_vld_s8w(x + 4), w1));
+            a11 = th_vadd(a11, th_vmul(th_vld_s8w(y + 4), w1));
+        }
+    } else {
+        for (int32_t i = 0; i < taps; ++i, w += ch) {
+            const th_s32x4 w0 = th_vld_s8w_z(w, m0);
+            a00 = th_vadd(a00, th_vmul(th_vld_s8w_z(ta[i] + c, m0), w0));
+            a10 = th_vadd(a10, th_vmul(th_vld_s8w_z(tb[i] + c, m0), w0));
+        }
+    }
+    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
+    const th_s32x4 mu0 = th_vld_s32_z(p->mult + c, m0), sh0 = th_vld_s32_z(p->shift + c, m0);
+    th_vst_s8w_p(out0 + c, th_vrequant_v(a00, mu0, sh0, off, lo, hi), m0);
+    th_vst_s8w_p(out1 + c, th_vrequant_v(a10, mu0, sh0, off, lo, hi), m0);
+    if (nv > 1) {
+        const th_s32x4 mu1 = th_vld_s32(p->mult + c + 4), sh1 = th_vld_s32(p->shift + c + 4);
+        th_vst_s8w(out0 + c + 4, th_vrequant_v(a01, mu1, sh1, off, lo, hi));
+        th_vst_s8w(out1 + c + 4, th_vrequant_v(a11, mu1, sh1, off, lo, hi));
+    }
+}
+
+/* Output pixel (oy, ox)'s tap pointers: interior pixels from the per-layer offsets,
+ * others per tap, a padding tap at zp_row. */
+static inline void th_dw_taps(const th_conv_params *p, const int8_t *in_b, const int32_t *tap_off, int32_t oy,
+                              int32_t ox, const int8_t *zp_row, const int8_t **tap) {
+    const int32_t ch = p->in_c;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t taps = p->k_h * p->k_w;
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 + (p->k_w - 1) * p->dil_w < p->in_w) {
+        const int8_t *x0 = in_b + (iy0 * p->in_w + ix0) * ch;
+        for (int32_t t = 0; t < taps; ++t) {
+            tap[t] = x0 + tap_off[t];
+        }
+        return;
+    }
+    int32_t t = 0;
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dil_w;
+            const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+            tap[t++] = inside ? in_b + (iy * p->in_w + ix) * ch : zp_row;
+        }
+    }
+}
+
 /* Depth multiplier 1, at most TH_DW_MVE_MAX_TAPS taps. zp_row holds in_c
  * bytes of the input zero point: the row a padding tap reads. */
 th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
@@ -258,30 +388,26 @@ th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *inpu
             tap_off[t++] = (ky * p->dil_h * p->in_w + kx * p->dil_w) * ch;
         }
     }
-    const int32_t span_h = (p->k_h - 1) * p->dil_h, span_w = (p->k_w - 1) * p->dil_w;
+    const int8_t *tap2[TH_DW_MVE_MAX_TAPS];
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * ch;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            for (int32_t ox = 0; ox < p->out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < p->in_h && ix0 + span_w < p->in_w) {
-                    const int8_t *x0 = in_b + (iy0 * p->in_w + ix0) * ch;
-                    for (int32_t t = 0; t < taps; ++t) {
-                        tap[t] = x0 + tap_off[t];
-                    }
-                } else {
-                    int32_t t = 0;
-                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = iy0 + ky * p->dil_h;
-                        for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ix0 + kx * p->dil_w;
-                            const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
-                            tap[t++] = inside ? in_b + (iy * p->in_w + ix) * ch : zp_row;
-                        }
-                    }
+            int8_t *out = output + (b * p->out_h + oy) * p->out_w * ch;
+            int32_t ox = 0;
+            for (; ox + 2 <= p->out_w; ox += 2, out += 2 * ch) { /* pixel pairs share the weight loads */
+                th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
+                th_dw_taps(p, in_b, tap_off, oy, ox + 1, zp_row, tap2);
+                int32_t c = 0;
+                for (; c + 8 <= ch; c += 8) {
+                    th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 2, 0xFFFFu);
                 }
-                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * ch;
+                for (; c < ch; c += 4) {
+                    th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 1,
+                               th_vctp32((uint32_t)(ch - c)));
+                }
+            }
+            if (ox < p->out_w) { /* an odd last pixel */
+                th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
                 int32_t c = 0;
                 for (; c + 16 <= ch; c += 16) {
                     th_dw_block(p, tap, taps, filter, bias_eff, out, c, 4, 0xFFFFu);

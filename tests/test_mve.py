@@ -149,3 +149,32 @@ def test_helium_kernels_under_qemu_cortex_m55(bench: str) -> None:
         assert record.output == want, (isa, record.output.hex(), want.hex())
         counts[isa] = record.count_per_inference
     assert counts["mve"] < counts[""], counts
+
+
+@pytest.mark.qemu
+def test_same_shape_add_on_helium_every_byte_pair(tmp_path: Path) -> None:
+    """The same-shape ADD's Helium path (table gathers, th_vrequant) on cortex-m55 under
+    QEMU: all 65,536 pairs of input bytes, for scales whose requantization takes the
+    fast and the exact form, equal the interpreter's."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
+    from harness.bench import input_job, reference_outputs
+    from harness.datasets import Sample
+    from harness.runners.qemu import QemuRunner
+    from tests.test_pool_elementwise import SCALES, _binary_model
+
+    import numpy as np
+
+    target = find_target("cortex-m55")
+    a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), np.arange(-128, 128, dtype=np.int8))
+    sample = Sample("pairs", (a.reshape(1, 256, 256, 1), b.reshape(1, 256, 256, 1)), None)
+    for case in ("first_larger", "tiny_output"):  # the fast and the exact requantization
+        s1, z1, s2, z2, so, zo = SCALES[case]
+        path = tmp_path / f"{case}.tflite"
+        path.write_bytes(_binary_model("ADD", [1, 256, 256, 1], [1, 256, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
+                                       so=so, zo=zo))
+        model = load_model(path)
+        (want,) = reference_outputs(model, [sample])
+        image = build_firmware(generate(model, "mve"), target)
+        record = QemuRunner(cycle_model=False).run(image.elf, target, input_job(model, sample), 300)
+        assert record.ok and record.output == want, (case, record.error)

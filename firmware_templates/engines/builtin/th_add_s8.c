@@ -1,5 +1,6 @@
 /* tinyhil builtin engine: ADD, int8. */
 #include "th_elementwise.h"
+#include "th_mve.h"
 #include "th_requant.h"
 
 static inline int8_t th_add_one(const th_add_params *p, int32_t a, int32_t b) {
@@ -38,10 +39,31 @@ static inline __attribute__((always_inline)) void th_add_lut(const th_add_params
     }
 }
 
+#if TH_MVE_NATIVE || defined(TH_ADD_MVE_EMULATED)
+/* Helium: four elements per step, the tables read with gathers, th_vrequant (TFLM's
+ * arithmetic, equal to every th_requant_out mode where that mode applies). */
+static void th_add_lut_mve(const th_add_params *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n) {
+    const th_s32x4 mult = th_vdup(p->output_multiplier), shift = th_vdup(p->output_shift);
+    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
+    const th_s32x4 bias = th_vdup(128);
+    for (int32_t i = 0; i < n; i += 4) {
+        const th_pred m = th_vctp32((uint32_t)(n - i));
+        const th_u32x4 ia = th_vas_u32(th_vadd(th_vld_s8w_z(a + i, m), bias));
+        const th_u32x4 ib = th_vas_u32(th_vadd(th_vld_s8w_z(b + i, m), bias));
+        const th_s32x4 x = th_vadd(th_vgather_s32_z(p->lut1, ia, m), th_vgather_s32_z(p->lut2, ib, m));
+        th_vst_s8w_p(out + i, th_vrequant_v(x, mult, shift, off, lo, hi), m);
+    }
+}
+#endif
+
 th_status th_add_s8(const th_add_params *p, const int8_t *input1, const int8_t *input2,
                     int8_t *output) {
     if (p->lut1 != 0 && p->ndims == 1) {
         const int32_t n = p->shape[0];
+#if TH_MVE_NATIVE || defined(TH_ADD_MVE_EMULATED)
+        th_add_lut_mve(p, input1, input2, output, n);
+        return TH_OK;
+#endif
         if (p->requant_mode == TH_RQ_FAST_SAT8) {
             th_add_lut(p, input1, input2, output, n, TH_RQ_FAST_SAT8);
         } else if (p->requant_mode == TH_RQ_FAST) {

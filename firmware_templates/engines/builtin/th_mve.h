@@ -12,7 +12,7 @@
  * VMLADAVA.S8, VMUL.I32, VADD.I32, VDUP.32, VSHL.S32 (register), VQRDMULH.S32,
  * VRSHL.S32 (register), VQADD.S32, VAND, VSHR.S32, VMAX.S32, VMIN.S32,
  * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets,
- * VDUP.8 and VSTRB.8 (predicated).
+ * VDUP.8 and VSTRB.8 (predicated), VLDRW.S32 gather with shifted offsets.
  */
 #ifndef TH_MVE_H
 #define TH_MVE_H
@@ -55,6 +55,9 @@ typedef mve_pred16_t th_pred;
 #define th_vst_s8w_scatter(p, off, v) vstrbq_scatter_offset_s32((p), (off), (v))
 #define th_vld_u32(p) vldrwq_u32(p)
 #define th_vdup_s8(x) vdupq_n_s8(x)
+#define th_vas_u32(v) vreinterpretq_u32_s32(v)
+#define th_vgather_s32(base, idx) vldrwq_gather_shifted_offset_s32((base), (idx))
+#define th_vgather_s32_z(base, idx, m) vldrwq_gather_shifted_offset_z_s32((base), (idx), (m))
 #define th_vst_s8_p(p, v, m) vstrbq_p_s8((p), (v), (m))
 
 #else /* the exact emulation */
@@ -238,6 +241,24 @@ static inline void th_vst_s8_p(int8_t *p, th_s8x16 v, th_pred m) {
             p[i] = v.v[i];
         }
     }
+}
+static inline th_u32x4 th_vas_u32(th_s32x4 v) {
+    th_u32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (uint32_t)v.v[i];
+    }
+    return r;
+}
+/* VLDRW.S32 gather, offsets shifted by 2: lane i = base[idx[i]] (0 where inactive). */
+static inline th_s32x4 th_vgather_s32_z(const int32_t *base, th_u32x4 idx, th_pred m) {
+    th_s32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (m >> (4 * i)) & 1u ? base[idx.v[i]] : 0;
+    }
+    return r;
+}
+static inline th_s32x4 th_vgather_s32(const int32_t *base, th_u32x4 idx) {
+    return th_vgather_s32_z(base, idx, 0xFFFFu);
 }
 /* VSTRB.32 scatter: lane i's low byte to p + off[i]. */
 static inline void th_vst_s8w_scatter(int8_t *p, th_u32x4 off, th_s32x4 v) {

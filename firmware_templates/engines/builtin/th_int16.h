@@ -74,6 +74,8 @@ th_status th_depthwise_conv2d_s16(const th_conv_params *p, const int16_t *input,
 #define TH_RQ16_FAST 1
 #define TH_RQ16_ACC32 2
 
+/* The SIMD kernels read the geometry from their th_conv_params / th_fc_params
+ * and requantize through this (the params' mult and shift are not read). */
 typedef struct {
     int32_t mode;          /* TH_RQ16_* */
     int32_t wide;          /* EXACT64: partial sums flushed into int64 (see above) */
@@ -164,9 +166,9 @@ th_status th_depthwise_conv2d_s16_simd(const th_conv_params *p, const th_rq16_pa
                                        const int16_t *input, const int8_t *filter,
                                        int16_t *output);
 
-/* FULLY_CONNECTED: filter as th_conv2d_s16_simd's with one row of
- * accum_depth weights; the input offset is folded into the bias at build
- * time (p->input_offset and filter_offset are not read). */
+/* FULLY_CONNECTED: filter as th_conv2d_s16_simd's (k = accum_depth); the
+ * input offset is folded into the bias at build time (p->input_offset and
+ * filter_offset are not read). */
 th_status th_fully_connected_s16_simd(const th_fc_params *p, const th_rq16_params *rq,
                                       const int16_t *input, const int8_t *filter,
                                       int16_t *output);

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -230,48 +231,59 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
     return wrapped
 
 
-def rq16(ctx: LowerContext, rows: np.ndarray, bias: Tensor | None, acc32: bool, mults: list[int],
-         shifts: list[int], mult_name: str, shift_name: str, act: tuple[int, int], output_offset: int = 0,
-         input_offset: int = 0, allow_wide: bool = True) -> str | None:
-    """Declare the th_rq16_params of an op whose weights are ``rows`` ([channels, taps]); returns
-    ``&name``, or None when the SIMD kernel cannot be exact (a depthwise sum beyond int32).
+@dataclass(frozen=True)
+class Rq16:
+    """How a SIMD kernel requantizes (th_rq16_params), decided from the weights alone."""
+
+    mode: int  # RQ16_*
+    wide: bool  # EXACT64 sums that may leave int32
+    mult: list[int]  # TFLM's multipliers, or FAST's
+    bias: np.ndarray | None  # what the kernel adds (folded, FAST's int32), None: the model's own
+    bias_ctype: str
+
+
+def rq16_plan(rows: np.ndarray, bias: np.ndarray | None, acc32: bool, mults: list[int], shifts: list[int],
+              input_offset: int = 0) -> Rq16:
+    """The requantization of weights ``rows`` ([channels, taps]) with ``bias`` (or None).
 
     ``input_offset`` (fully connected) is folded into the bias: sum w * (x + o) + b
     = sum w * x + (b + o * sum w), in int64 (modulo 2^32 for an int32 accumulator).
     """
     rows64 = rows.astype(np.int64)
-    b = np.zeros(rows.shape[0], dtype=np.int64) if bias is None else np.asarray(bias.data).reshape(-1).astype(np.int64)
+    b = np.zeros(rows.shape[0], dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
     folded = input_offset != 0
     b = b + input_offset * rows64.sum(axis=1)
     reach = _X_MAX * np.abs(rows64).sum(axis=1)  # the largest |sum of products| per channel
-    wide = 0
-    bias64 = bias32 = "0"
-    op = ctx.op.index
     if acc32:
-        mode = RQ16_ACC32
-        if folded:
-            bias32 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int32_t", _wrap32(b))
-        elif bias is not None:
-            bias32 = ctx.ptr(bias, const=True)
-    else:
-        fast = fast_multipliers(mults, shifts)
-        if fast is not None and bool(np.all(reach + np.abs(b) < _INT32_LIMIT)):
-            mode = RQ16_FAST
-            mult_name = ctx.array("m16", "int32_t", fast)
-            if bias is not None or folded:
-                bias32 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int32_t", b.astype(np.int32))
-        else:
-            mode = RQ16_EXACT64
-            wide = int(not bool(np.all(reach < _INT32_LIMIT)))
-            if wide and not allow_wide:
-                return None
-            if folded:
-                bias64 = ctx.weight_array(f"th_w_op{op}_s16_bias", "int64_t", b)
-            elif bias is not None:
-                bias64 = ctx.ptr(bias, const=True)
+        return Rq16(RQ16_ACC32, False, mults, _wrap32(b) if folded else None, "int32_t")
+    fast = fast_multipliers(mults, shifts)
+    if fast is not None and bool(np.all(reach + np.abs(b) < _INT32_LIMIT)):
+        # The int64 bias fits: an int32 one replaces it (the kernel starts the sum with it).
+        return Rq16(RQ16_FAST, False, fast, b.astype(np.int32) if bias is not None or folded else None, "int32_t")
+    return Rq16(RQ16_EXACT64, not bool(np.all(reach < _INT32_LIMIT)), mults, b if folded else None, "int64_t")
+
+
+def emit_rq16(ctx: LowerContext, plan: Rq16, bias: Tensor | None, shifts: list[int], act: tuple[int, int],
+              output_offset: int = 0) -> str:
+    """Declare the op's th_rq16_params (and the arrays it points to); returns ``&name``."""
+    bias_ref = "0"
+    if plan.bias is not None:
+        bias_ref = ctx.weight_array(f"th_w_op{ctx.op.index}_s16_bias", plan.bias_ctype, plan.bias)
+    elif bias is not None:
+        bias_ref = ctx.ptr(bias, const=True)
+    fields: dict[str, int | str] = {
+        "mode": plan.mode,
+        "wide": int(plan.wide),
+        "bias64": bias_ref if plan.bias_ctype == "int64_t" else "0",
+        "bias32": bias_ref if plan.bias_ctype == "int32_t" else "0",
+        "mult": ctx.array("rq_mult", "int32_t", plan.mult),
+        # FAST's multipliers carry the shifts.
+        "shift": "0" if plan.mode == RQ16_FAST else ctx.array("rq_shift", "int32_t", shifts),
+        "output_offset": output_offset,
+        "act_min": act[0],
+        "act_max": act[1],
+    }
     name = f"{ctx.prefix}_rq"
-    fields = {"mode": mode, "wide": wide, "bias64": bias64, "bias32": bias32, "mult": mult_name,
-              "shift": shift_name, "output_offset": output_offset, "act_min": act[0], "act_max": act[1]}
     body = ",\n".join(f"    .{k} = {v}" for k, v in fields.items())
     ctx.decls.append(f"static const th_rq16_params {name} = {{\n{body}\n}};")
     return f"&{name}"
@@ -304,10 +316,16 @@ def conv_simd(ctx: LowerContext, fields: dict[str, int | str], inp: Tensor, filt
         if not conv_in_place(geo) and rows.shape[1] > MAX_PATCH:
             return None
     mults, shifts = quant.per_channel_multipliers(inp, filt, out, out_c)
-    rq = rq16(ctx, rows, bias, acc32, mults, shifts, str(fields["mult"]), str(fields["shift"]),
-              (geo["act_min"], geo["act_max"]), allow_wide=not depthwise)
-    if rq is None:
+    plan = rq16_plan(rows, None if bias is None else np.asarray(bias.data), acc32, mults, shifts)
+    if depthwise and plan.wide:
         return None
+    rq = emit_rq16(ctx, plan, bias, shifts, (geo["act_min"], geo["act_max"]))
+    # The kernels requantize through th_rq16_params: the conv parameters' own
+    # multiplier and shift arrays are not needed.
+    for key in ("mult", "shift"):
+        array = f"static const int32_t {fields[key]}["
+        ctx.decls = [d for d in ctx.decls if not d.startswith(array)]
+    fields = {**fields, "mult": "0", "shift": "0"}
     kind = "dw" if depthwise else "conv"
     wname = f"th_w_{filt.index}_op{ctx.op.index}_s16{kind}"
     # Word-aligned: the DSP kernel reads blocks of four channels with LDRD.

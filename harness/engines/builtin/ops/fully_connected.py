@@ -152,7 +152,14 @@ def _fully_connected_s16(ctx: LowerContext) -> str:
     ctx.include("th_int16.h")
     input_offset = -quant.require_quant(inp).zero_point
     output_offset = quant.require_quant(out).zero_point
-    mult, shift = ctx.array("mult", "int32_t", mults), ctx.array("shift", "int32_t", shifts)
+    # th_fully_connected_s16_simd (th_conv2d_s16_simd's GEMM): weights re-laid out,
+    # the input offset folded into the bias (weights are symmetric: require_int8_weights),
+    # requantization through th_rq16_params.
+    assert filt.data is not None
+    rows = np.asarray(filt.data)
+    plan = int16x8.rq16_plan(rows, None if bias is None else np.asarray(bias.data), acc32, mults, shifts,
+                             input_offset)
+    rq = int16x8.emit_rq16(ctx, plan, bias, shifts, (act_min, act_max), output_offset)
     p = ctx.params("th_fc_params", {
         "batches": inp.num_elements // depth,
         "accum_depth": depth,
@@ -162,16 +169,9 @@ def _fully_connected_s16(ctx: LowerContext) -> str:
         "output_offset": output_offset,
         "act_min": act_min,
         "act_max": act_max,
-        "mult": mult,
-        "shift": shift,
+        "mult": 0,
+        "shift": 0,
     })
-    # th_fully_connected_s16_simd (th_conv2d_s16_simd's GEMM): weights re-laid out,
-    # the input offset folded into the bias (weights are symmetric: require_int8_weights).
-    assert filt.data is not None
-    rows = np.asarray(filt.data)
-    rq = int16x8.rq16(ctx, rows, bias, acc32, mults, shifts, mult, shift, (act_min, act_max),
-                      output_offset=output_offset, input_offset=input_offset)
-    assert rq is not None  # wide int64 sums are allowed here
     wname = f"th_w_{filt.index}_op{ctx.op.index}_s16fc"
     ctx.weight_array(wname, "int8_t", int16x8.s16_weights(rows), align=4)
     return f"th_fully_connected_s16_simd({p}, {rq}, {ctx.ptr(inp, const=True)}, {wname}, {ctx.ptr(out)})"

@@ -161,15 +161,15 @@ def test_same_shape_add_on_helium_every_byte_pair(tmp_path: Path) -> None:
     from harness.bench import input_job, reference_outputs
     from harness.datasets import Sample
     from harness.runners.qemu import QemuRunner
-    from tests.test_pool_elementwise import SCALES, _binary_model
+    from tests.test_pool_elementwise import ADD_TABLE_CASES, _binary_model
 
     import numpy as np
 
     target = find_target("cortex-m55")
     a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), np.arange(-128, 128, dtype=np.int8))
     sample = Sample("pairs", (a.reshape(1, 256, 256, 1), b.reshape(1, 256, 256, 1)), None)
-    for case in ("first_larger", "tiny_output"):  # the fast and the exact requantization
-        s1, z1, s2, z2, so, zo = SCALES[case]
+    for case in ("first_larger", "unit_output_shift"):  # the fast and the exact requantization on DSP cores
+        s1, z1, s2, z2, so, zo = ADD_TABLE_CASES[case]
         path = tmp_path / f"{case}.tflite"
         path.write_bytes(_binary_model("ADD", [1, 256, 256, 1], [1, 256, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
                                        so=so, zo=zo))

@@ -178,20 +178,32 @@ def test_binary_unsupported_activation(tmp_path: Path) -> None:
         generate(load_model(path))
 
 
-@pytest.mark.parametrize("case", sorted(SCALES))
+# Scales whose ADD output multiplier is in [0.5, 1): shift 0, which the fast
+# requantization cannot take (th_requant_out's exact form runs).
+ADD_EXACT_SCALES = {"unit_output_shift": (0.3, 3, 0.2, -7, 7e-7, 0)}
+ADD_TABLE_CASES = {**SCALES, **ADD_EXACT_SCALES}
+
+
+@pytest.mark.parametrize("case", sorted(ADD_TABLE_CASES))
 def test_same_shape_add_tables_every_byte_pair(tmp_path: Path, case: str) -> None:
     """The same-shape ADD reads each input's rescaling from a 256-entry table built at
     generation time (th_add_s8.c th_add_lut): all 65,536 pairs of input bytes, with
-    each scale case's requantization (fast where provably exact, else exact), equal TFLM's."""
+    each scale case's requantization (the fast form for SCALES, the exact one for
+    ADD_EXACT_SCALES), equal TFLM's."""
+    import re
+
     from harness.datasets import Sample
     from harness.engines.builtin.check import check_model
 
-    s1, z1, s2, z2, so, zo = SCALES[case]
+    s1, z1, s2, z2, so, zo = ADD_TABLE_CASES[case]
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(_binary_model("ADD", [1, 256, 256, 1], [1, 256, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
                                    so=so, zo=zo))
     model = load_model(path)
-    assert "th_w_op0_add_lut1" in generate(model).sources["th_model.c"]
+    src = generate(model).sources["th_model.c"]
+    assert "th_w_op0_add_lut1" in src
+    mode = re.search(r"\.requant_mode = (\d+)", src)
+    assert mode is not None and (mode.group(1) == "0") == (case in ADD_EXACT_SCALES)
     a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), np.arange(-128, 128, dtype=np.int8))
     sample = Sample("pairs", (a.reshape(1, 256, 256, 1), b.reshape(1, 256, 256, 1)), None)
     result = check_model(model, [sample])

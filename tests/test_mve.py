@@ -152,10 +152,11 @@ def test_helium_kernels_under_qemu_cortex_m55(bench: str) -> None:
 
 
 @pytest.mark.qemu
-def test_same_shape_add_on_helium_every_byte_pair(tmp_path: Path) -> None:
+def test_same_shape_add_on_helium_byte_pairs(tmp_path: Path) -> None:
     """The same-shape ADD's Helium path (table gathers, th_vrequant) on cortex-m55 under
-    QEMU: all 65,536 pairs of input bytes, for scales whose requantization takes the
-    fast and the exact form, equal the interpreter's."""
+    QEMU: every first-input byte against 64 second-input bytes from -128 to 127 (the
+    host test runs all 65,536 pairs through the same tables), for scales whose
+    requantization takes the fast and the exact form on DSP cores, equal the interpreter's."""
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
     from harness.bench import input_job, reference_outputs
@@ -166,12 +167,13 @@ def test_same_shape_add_on_helium_every_byte_pair(tmp_path: Path) -> None:
     import numpy as np
 
     target = find_target("cortex-m55")
-    a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), np.arange(-128, 128, dtype=np.int8))
-    sample = Sample("pairs", (a.reshape(1, 256, 256, 1), b.reshape(1, 256, 256, 1)), None)
+    second = np.r_[np.arange(-128, 124, 4), 127].astype(np.int8)
+    a, b = np.meshgrid(np.arange(-128, 128, dtype=np.int8), second)
+    sample = Sample("pairs", (a.reshape(1, 64, 256, 1), b.reshape(1, 64, 256, 1)), None)
     for case in ("first_larger", "unit_output_shift"):  # the fast and the exact requantization on DSP cores
         s1, z1, s2, z2, so, zo = ADD_TABLE_CASES[case]
         path = tmp_path / f"{case}.tflite"
-        path.write_bytes(_binary_model("ADD", [1, 256, 256, 1], [1, 256, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
+        path.write_bytes(_binary_model("ADD", [1, 64, 256, 1], [1, 64, 256, 1], s1=s1, z1=z1, s2=s2, z2=z2,
                                        so=so, zo=zo))
         model = load_model(path)
         (want,) = reference_outputs(model, [sample])

@@ -311,28 +311,42 @@ static __attribute__((noinline)) void th_s16_pixel_wide(const th_rq16_params *rq
     }
 }
 
-/* Input rows [ky_lo, ky_hi) of one pixel's window into the patch (taps
- * outside the window 0, as TFLM skips them); rows outside are left alone. */
-static void th_s16_gather(const th_conv_params *p, const int16_t *in_b, int32_t iy0, int32_t ix0,
-                          int32_t ky_lo, int32_t ky_hi, int32_t kx_lo, int32_t kx_hi,
-                          int16_t *patch) {
+/* Input rows [ky_lo, ky_hi) of one pixel's window into the patch, taps
+ * outside [kx_lo, kx_hi) 0 (TFLM skips them); rows outside are left alone. */
+static __attribute__((noinline)) void th_s16_gather(const th_conv_params *p, const int16_t *in_b,
+                                                    int32_t iy0, int32_t ix0, int32_t ky_lo,
+                                                    int32_t ky_hi, int32_t kx_lo, int32_t kx_hi,
+                                                    int16_t *patch) {
     const int32_t in_c = p->in_c;
     const int32_t len = p->k_w * in_c;
+    const int32_t row_step = p->dil_h * p->in_w * in_c;
+    const int16_t *row = in_b + (iy0 + ky_lo * p->dil_h) * p->in_w * in_c;
+    int16_t *dst = patch + ky_lo * len;
     for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
-        const int16_t *row = in_b + (iy0 + ky * p->dil_h) * p->in_w * in_c;
-        int16_t *dst = patch + ky * len;
-        for (int32_t kx = 0; kx < p->k_w; ++kx) {
-            if (kx >= kx_lo && kx < kx_hi) {
+        int32_t i = 0;
+        for (; i < kx_lo * in_c; ++i) {
+            dst[i] = 0;
+        }
+        if (p->dil_w == 1) {
+            /* The taps inside are one run of the input row. */
+            const int16_t *src = row + (ix0 + kx_lo) * in_c;
+            for (int32_t c = 0; i < kx_hi * in_c; ++i, ++c) {
+                dst[i] = src[c];
+            }
+        } else {
+            for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
                 const int16_t *src = row + (ix0 + kx * p->dil_w) * in_c;
-                for (int32_t i = 0; i < in_c; ++i) {
-                    dst[i] = src[i];
-                }
-            } else {
-                for (int32_t i = 0; i < in_c; ++i) {
-                    dst[i] = 0;
+                for (int32_t c = 0; c < in_c; ++c) {
+                    dst[i++] = src[c];
                 }
             }
-            dst += in_c;
+        }
+        for (; i < len; ++i) {
+            dst[i] = 0;
+        }
+        dst += len;
+        if (ky + 1 < ky_hi) {
+            row += row_step;
         }
     }
 }
@@ -393,6 +407,20 @@ static __attribute__((noinline)) void th_conv2d_s16_simd_run(const th_conv_param
                 }
                 out += out_c;
             }
+        }
+    }
+}
+
+void th_s16_gemm_rows(const th_rq16_params *rq, const int16_t *input, int32_t rows, int32_t k,
+                      const int8_t *filter, int32_t out_c, int16_t *output) {
+    const int32_t sat = th_rq16_sat(rq);
+    for (int32_t r = 0; r < rows; ++r) {
+        const int16_t *x = input + r * k;
+        int16_t *out = output + r * out_c;
+        if (rq->wide) {
+            th_s16_pixel_wide(rq, x, k, 0, k >> 2, filter, out_c, out);
+        } else {
+            th_s16_pixel(sat, rq, x, k, 0, k >> 2, filter, out_c, out);
         }
     }
 }

@@ -159,6 +159,11 @@ static inline __attribute__((always_inline)) int16_t th_rq16_fast(int32_t acc, i
 th_status th_conv2d_s16_simd(const th_conv_params *p, const th_rq16_params *rq,
                              const int16_t *input, const int8_t *filter, int16_t *output);
 
+/* The GEMM of th_conv2d_s16_simd over rows of k inputs read in place (its
+ * pointwise case): output row r = filter x input row r, out_c channels. */
+void th_s16_gemm_rows(const th_rq16_params *rq, const int16_t *input, int32_t rows, int32_t k,
+                      const int8_t *filter, int32_t out_c, int16_t *output);
+
 /* DEPTHWISE_CONV_2D, depth multiplier 1 (TH_RQ16_EXACT64 or FAST). filter
  * (int16x8.py dw_s16_weights): per group of four channels, one word per tap
  * (w0, w2, w1, w3); then the channels % 4 last channels as [tap][channel]. */

@@ -23,60 +23,7 @@ static inline th_s32x4 th_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3) {
     return v;
 }
 
-/* ---------------------------------------------------------------- FULLY_CONNECTED */
-
-th_status th_fully_connected_s8_mve(const th_fc_params *p, const int8_t *input, const int8_t *filter,
-                                    const int32_t *bias_eff, int8_t *output) {
-    const int32_t depth = p->accum_depth;
-    const int32_t out_depth = p->out_depth;
-    const int32_t full = depth & ~15;
-    const th_pred tail = th_vctp8((uint32_t)(depth - full));
-    const int32_t out_off = p->output_offset;
-    const int32_t act_min = p->act_min;
-    const int32_t act_max = p->act_max;
-    for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *in = input + b * depth;
-        int8_t *out = output + b * out_depth;
-        for (int32_t o = 0; o < out_depth; o += 4) {
-            const int32_t n = TH_MIN(4, out_depth - o);
-            /* Rows past the last repeat it (their results are not stored). */
-            const int8_t *w0 = filter + o * depth;
-            const int8_t *w1 = n > 1 ? w0 + depth : w0;
-            const int8_t *w2 = n > 2 ? w0 + 2 * depth : w0;
-            const int8_t *w3 = n > 3 ? w0 + 3 * depth : w0;
-            const th_pred lanes = th_vctp32((uint32_t)n);
-            th_s32x4 acc = th_vld_s32_z(bias_eff + o, lanes);
-            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            const int8_t *px = in;
-            for (int32_t d = 0; d < full; d += 16) {
-                const th_s8x16 x = th_vld_s8(px);
-                a0 = th_vmladava(a0, th_vld_s8(w0), x);
-                a1 = th_vmladava(a1, th_vld_s8(w1), x);
-                a2 = th_vmladava(a2, th_vld_s8(w2), x);
-                a3 = th_vmladava(a3, th_vld_s8(w3), x);
-                px += 16;
-                w0 += 16;
-                w1 += 16;
-                w2 += 16;
-                w3 += 16;
-            }
-            if (full < depth) {
-                const th_s8x16 x = th_vld_s8_z(px, tail);
-                a0 = th_vmladava(a0, th_vld_s8_z(w0, tail), x);
-                a1 = th_vmladava(a1, th_vld_s8_z(w1, tail), x);
-                a2 = th_vmladava(a2, th_vld_s8_z(w2, tail), x);
-                a3 = th_vmladava(a3, th_vld_s8_z(w3, tail), x);
-            }
-            acc = th_vadd(acc, th_vec4(a0, a1, a2, a3));
-            const th_s32x4 y = th_vrequant(acc, th_vld_s32_z(p->mult + o, lanes),
-                                           th_vld_s32_z(p->shift + o, lanes), out_off, act_min, act_max);
-            th_vst_s8w_p(out + o, y, lanes);
-        }
-    }
-    return TH_OK;
-}
-
-/* ---------------------------------------------------------------- CONV_2D */
+/* ------------------------------------ patches (CONV_2D), four-row dot products (CONV_2D, FC) */
 
 /* n bytes from src to dst, 16 at a time (the last predicated). */
 static inline void th_copy_s8(int8_t *dst, const int8_t *src, int32_t n) {
@@ -156,7 +103,8 @@ static const int8_t *th_patch(const th_conv_params *p, const int8_t *input, int3
  * a stack buffer (4 * 32 int32), then are requantized four channels at a time. */
 #define TH_CONV_MVE_CHUNK 32
 
-/* *a_i += sum over j < k of s[j] * p_i[j], for four rows p_i: 16 multiply-adds per
+/* *a_i += sum over j < k of s[j] * p_i[j], for four rows p_i (four patches against a
+ * weight row, or four weight rows against an input row): 16 multiply-adds per
  * VMLADAVA. On Helium a tail-predicated low-overhead loop (DLSTP.8/LETP: the last
  * partial vector is predicated by the loop itself, no separate tail): 9
  * instructions per 64 MACs. VMLADAVA accumulates into even registers only, hence
@@ -207,6 +155,38 @@ static inline __attribute__((always_inline)) void th_mve_dot4(const int8_t *s, c
     *a3 = x3;
 #endif
 }
+
+/* ---------------------------------------------------------------- FULLY_CONNECTED */
+
+th_status th_fully_connected_s8_mve(const th_fc_params *p, const int8_t *input, const int8_t *filter,
+                                    const int32_t *bias_eff, int8_t *output) {
+    const int32_t depth = p->accum_depth;
+    const int32_t out_depth = p->out_depth;
+    const int32_t out_off = p->output_offset;
+    const int32_t act_min = p->act_min;
+    const int32_t act_max = p->act_max;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in = input + b * depth;
+        int8_t *out = output + b * out_depth;
+        for (int32_t o = 0; o < out_depth; o += 4) {
+            const int32_t n = TH_MIN(4, out_depth - o);
+            /* Four weight rows against the input; rows past the last repeat it (their
+             * results are not stored). */
+            const int8_t *w0 = filter + o * depth;
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            th_mve_dot4(in, w0, n > 1 ? w0 + depth : w0, n > 2 ? w0 + 2 * depth : w0,
+                        n > 3 ? w0 + 3 * depth : w0, depth, &a0, &a1, &a2, &a3);
+            const th_pred lanes = th_vctp32((uint32_t)n);
+            const th_s32x4 acc = th_vadd(th_vld_s32_z(bias_eff + o, lanes), th_vec4(a0, a1, a2, a3));
+            const th_s32x4 y = th_vrequant(acc, th_vld_s32_z(p->mult + o, lanes),
+                                           th_vld_s32_z(p->shift + o, lanes), out_off, act_min, act_max);
+            th_vst_s8w_p(out + o, y, lanes);
+        }
+    }
+    return TH_OK;
+}
+
+/* ---------------------------------------------------------------- CONV_2D */
 
 /* Sums of channels [0, n) of `w` (rows of k weights) against four patches into
  * acc[i * TH_CONV_MVE_CHUNK + channel]; out of line, so that the loop keeps its

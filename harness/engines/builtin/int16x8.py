@@ -226,11 +226,6 @@ def fast_multipliers(mults: list[int], shifts: list[int]) -> list[int] | None:
     return out
 
 
-def _wrap32(v: np.ndarray) -> np.ndarray:
-    wrapped: np.ndarray = (((v.astype(np.int64) + 2**31) % 2**32) - 2**31).astype(np.int32)
-    return wrapped
-
-
 @dataclass(frozen=True)
 class Rq16:
     """How a SIMD kernel requantizes (th_rq16_params), decided from the weights alone."""
@@ -255,7 +250,7 @@ def rq16_plan(rows: np.ndarray, bias: np.ndarray | None, acc32: bool, mults: lis
     b = b + input_offset * rows64.sum(axis=1)
     reach = _X_MAX * np.abs(rows64).sum(axis=1)  # the largest |sum of products| per channel
     if acc32:
-        return Rq16(RQ16_ACC32, False, mults, _wrap32(b) if folded else None, "int32_t")
+        return Rq16(RQ16_ACC32, False, mults, quant.wrap_int32(b) if folded else None, "int32_t")
     fast = fast_multipliers(mults, shifts)
     if fast is not None and bool(np.all(reach + np.abs(b) < _INT32_LIMIT)):
         # The int64 bias fits: an int32 one replaces it (the kernel starts the sum with it).

@@ -186,3 +186,10 @@ def mean_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, int]:
         raise ValueError(f"mean over {count} elements")
     s = min(count.bit_length() - 1, 32, 31 + shift)
     return int((multiplier << s) // count), shift - s
+
+
+def wrap_int32(values: np.ndarray) -> np.ndarray:
+    """Integers modulo 2^32 as int32 (two's complement): what TFLM's int32 accumulator
+    holds after sums that wrap, so a bias folded at build time sums to the same value."""
+    wrapped: np.ndarray = (((values.astype(np.int64) + 2**31) % 2**32) - 2**31).astype(np.int32)
+    return wrapped

@@ -170,12 +170,10 @@ def folded_bias(rows: np.ndarray, bias: np.ndarray | None, input_offset: int) ->
     w * (x + input_offset) + bias, the same int32)."""
     sums = rows.astype(np.int64).sum(axis=1)
     b = np.zeros(rows.shape[0], dtype=np.int64) if bias is None else bias.reshape(-1).astype(np.int64)
-    folded = b + input_offset * sums
     # TFLM's accumulator is int32 and wraps (two's complement on every target), so
     # folding modulo 2^32 keeps the final sum identical even at the extremes (a bias
     # of INT32_MIN on all-zero weights, which quantizers emit for pruned channels).
-    wrapped: np.ndarray = (((folded + 2**31) % 2**32) - 2**31).astype(np.int32)
-    return wrapped
+    return quant.wrap_int32(b + input_offset * sums)
 
 
 def _mve_bias(ctx: LowerContext, rows: np.ndarray, bias: Tensor | None, input_offset: int) -> str:

@@ -39,7 +39,7 @@ static inline __attribute__((always_inline)) void th_add_lut(const th_add_params
     }
 }
 
-#if TH_MVE_NATIVE || defined(TH_ADD_MVE_EMULATED)
+#if TH_MVE_NATIVE
 /* Helium: four elements per step, the tables read with gathers, th_vrequant (TFLM's
  * arithmetic, equal to every th_requant_out mode where that mode applies). */
 static void th_add_lut_mve(const th_add_params *p, const int8_t *a, const int8_t *b, int8_t *out, int32_t n) {
@@ -60,7 +60,7 @@ th_status th_add_s8(const th_add_params *p, const int8_t *input1, const int8_t *
                     int8_t *output) {
     if (p->lut1 != 0 && p->ndims == 1) {
         const int32_t n = p->shape[0];
-#if TH_MVE_NATIVE || defined(TH_ADD_MVE_EMULATED)
+#if TH_MVE_NATIVE
         th_add_lut_mve(p, input1, input2, output, n);
         return TH_OK;
 #endif

@@ -296,6 +296,13 @@ class QemuDut:
             lines = self.command("db " + data[pos:pos + chunk].hex())
         return lines
 
+    def infer_output(self, data: bytes) -> bytes:
+        """Load ``data``, infer once (status 0 asserted) and return the raw output bytes."""
+        assert self.load(data) == ["m-load-done"]
+        lines = self.command("infer 1 0")
+        assert "m-th-status-0" in lines, lines
+        return bytes.fromhex(self.value("results", "m-th-output-"))
+
     def close(self) -> None:
         if getattr(self, "sock", None):
             self.sock.close()

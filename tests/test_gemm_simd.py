@@ -43,6 +43,44 @@ def test_pointwise_whole_words(tmp_path: Path, stride: tuple[int, int]) -> None:
                                stride=stride), tmp_path)
 
 
+def _patch_rows(raw: bytes, tmp_path: Path) -> list[int]:
+    path = tmp_path / "rows.tflite"
+    path.write_bytes(raw)
+    return [int(m) for m in re.findall(r"\.patch_row = (\d+)", generate(load_model(path)).sources["th_model.c"])]
+
+
+# An RGB first layer (VWW, IC): 3x3 over 3 channels, rows of 9 bytes padded to 12.
+FEW_CHANNELS = [
+    dict(in_shape=(1, 9, 8, 3), out_c=8, stride=(1, 1), padding="SAME"),
+    dict(in_shape=(2, 9, 7, 3), out_c=8, stride=(2, 2), padding="SAME"),
+    dict(in_shape=(1, 7, 9, 3), out_c=6, stride=(1, 2), padding="VALID"),
+    dict(in_shape=(1, 8, 8, 3), out_c=8, stride=(1, 1), padding="SAME", dilation=(2, 2)),
+    dict(in_shape=(1, 6, 7, 1), out_c=4, kernel=(3, 3), stride=(1, 1), padding="SAME"),
+]
+
+
+def test_few_channel_rows_are_padded(tmp_path: Path) -> None:
+    """Rows of k_w * in_c bytes are padded to whole words when the zero weights cost
+    less than a byte-by-byte copy: 3x3 RGB to 8 channels yes, 5 wide by 1 to 64 no."""
+    assert _patch_rows(conv_model("CONV_2D", **FEW_CHANNELS[0]), tmp_path) == [12]
+    assert _patch_rows(conv_model("CONV_2D", in_shape=(1, 9, 8, 1), kernel=(3, 5), out_c=64),
+                       tmp_path) == [5]
+    assert _patch_rows(conv_model("CONV_2D", in_shape=(1, 9, 8, 8), out_c=8), tmp_path) == [24]
+    w = np.arange(1, 2 * 3 * 3 * 3 + 1).astype(np.int8).reshape(2, 3, 3, 3)
+    got = np.array(conv_weights(w)).reshape(-1, 2, 4)  # [group][channel][4]
+    ch0 = got[:, 0].reshape(-1)
+    # Channel 0: each 9-weight row then three zeros; 36 -> kp 40.
+    assert ch0.tolist() == [*range(1, 10), 0, 0, 0, *range(10, 19), 0, 0, 0, *range(19, 28), 0, 0, 0,
+                            0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("case", range(len(FEW_CHANNELS)))
+def test_few_channel_conv(tmp_path: Path, case: int) -> None:
+    """Padded rows: borders, strides, batches, dilation, and the last pixels, whose whole
+    padded row would read past the input tensor (they copy just the row)."""
+    check_synthetic(conv_model("CONV_2D", **FEW_CHANNELS[case]), tmp_path)
+
+
 def test_conv_batches_and_odd_pixel_count(tmp_path: Path) -> None:
     """Pixels are paired across the batch boundary; 3 x 5 x 3 = 45 pixels leaves one alone."""
     check_synthetic(conv_model("CONV_2D", in_shape=(3, 5, 3, 6), out_c=5, stride=(1, 1)), tmp_path)
@@ -103,35 +141,49 @@ def test_conv_weight_layout() -> None:
     assert fc_weights(rows).reshape(-1, 4)[:, 0].tolist() == [1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 5, 6, 7, 7]
 
 
-def _chain(conv_act: str = "NONE", huge_bias: bool = False) -> bytes:
+def _chain(conv_act: str = "NONE", huge_bias: bool = False, pruned: bool = False) -> bytes:
     """CONV_2D (3 -> 7 channels, 35 pixels) feeding FULLY_CONNECTED (245 -> 13).
 
     ``conv_act`` RELU makes the conv's requantization clamp (not SSAT);
     ``huge_bias`` gives one FC output a bias of 2^30 (that output saturates), so
     no bound proves the fast requantization and the FC takes th_requant's
-    general path.
+    general path. ``pruned`` zeroes conv channel 2 and FC row 3 the way
+    quantizers leave pruned channels (VWW has such): a weight scale so small that
+    the multiplier quantizes to 0 (shift 0) and a bias of INT32_MIN, which must
+    not force the general path; conv channels 4 and 5 get zero weights and
+    biases beyond +-2^30 (constant outputs, requant.constant_channels).
     """
     rng = np.random.default_rng(5)
     b = ModelBuilder()
     x = b.tensor("x", (1, 7, 5, 3), scale=0.02, zero_point=7)
     cw_scales = list(rng.uniform(0.5, 1.5, 7) * 0.004)
-    cw = b.const("cw", rng.integers(-127, 128, (7, 3, 3, 3)), scales=cw_scales, axis=0)
-    cb = b.const("cb", rng.integers(-2000, 2000, 7), dtype="int32", scales=[0.02 * s for s in cw_scales])
+    cw_values = rng.integers(-127, 128, (7, 3, 3, 3))
+    cb_values = rng.integers(-2000, 2000, 7)
+    if pruned:
+        cw_scales[2], cw_values[2], cb_values[2] = 1e-30, 0, -(2**31)
+        # Dead channels with a live scale: constant outputs from biases of +-2^30.
+        cw_values[4], cb_values[4] = 0, 2**30 + 77
+        cw_values[5], cb_values[5] = 0, -(2**30) - 3
+    cw = b.const("cw", cw_values, scales=cw_scales, axis=0)
+    cb = b.const("cb", cb_values, dtype="int32", scales=[0.02 * s for s in cw_scales])
     h = b.tensor("h", (1, 7, 5, 7), scale=0.05, zero_point=-4)
     b.op("CONV_2D", [x, cw, cb], [h], padding="SAME", stride_h=1, stride_w=1,
          dilation_h_factor=1, dilation_w_factor=1, fused_activation_function=conv_act)
     fw_scales = list(rng.uniform(0.002, 0.006, 13))
-    fw = b.const("fw", rng.integers(-127, 128, (13, 245)), scales=fw_scales, axis=0)
+    fw_values = rng.integers(-127, 128, (13, 245))
     fb_values = rng.integers(-2000, 2000, 13)
     if huge_bias:
         fb_values[0] = 2**30
+    if pruned:
+        fw_scales[3], fw_values[3], fb_values[3] = 1e-30, 0, -(2**31)
+    fw = b.const("fw", fw_values, scales=fw_scales, axis=0)
     fb = b.const("fb", fb_values, dtype="int32", scales=[0.05 * s for s in fw_scales])
     y = b.tensor("y", (1, 13), scale=0.05 * 0.004 * 73 * 60 * math.sqrt(245) / 40, zero_point=2)
     b.op("FULLY_CONNECTED", [h, fw, fb], [y], fused_activation_function="NONE")
     return b.build([x], [y])
 
 
-CHAINS = [("NONE", False), ("RELU", True)]
+CHAINS = [("NONE", False, False), ("RELU", True, False), ("RELU", False, True)]
 
 
 def _modes(raw: bytes, tmp_path: Path) -> list[int]:
@@ -145,11 +197,13 @@ def test_chain_requant_modes(tmp_path: Path) -> None:
     """The two chains between them take all three requantization paths."""
     assert _modes(_chain(*CHAINS[0]), tmp_path) == [requant.FAST_SAT8, requant.FAST_SAT8]
     assert _modes(_chain(*CHAINS[1]), tmp_path) == [requant.FAST, requant.EXACT]
+    # Pruned channels (multiplier 0, bias INT32_MIN) leave both on the fast paths.
+    assert _modes(_chain(*CHAINS[2]), tmp_path) == [requant.FAST, requant.FAST_SAT8]
 
 
-@pytest.mark.parametrize("conv_act,huge_bias", CHAINS)
-def test_chain_on_host(tmp_path: Path, conv_act: str, huge_bias: bool) -> None:
-    check_synthetic(_chain(conv_act, huge_bias), tmp_path)
+@pytest.mark.parametrize("conv_act,huge_bias,pruned", CHAINS)
+def test_chain_on_host(tmp_path: Path, conv_act: str, huge_bias: bool, pruned: bool) -> None:
+    check_synthetic(_chain(conv_act, huge_bias, pruned), tmp_path)
 
 
 def test_requant_mode_bounds() -> None:
@@ -162,13 +216,38 @@ def test_requant_mode_bounds() -> None:
     assert requant.mode(np.full((1, 34000), 127), None, 127, [-3], -128, 127) == requant.EXACT
 
 
+def test_constant_channels_keep_their_value() -> None:
+    """A dead channel's new (4 V, 2^30, -1) gives the same clamped output as its own
+    bias and scale on TFLite's arithmetic; live channels are left alone."""
+    mbqm = requant.multiply_by_quantized_multiplier
+    assert [mbqm(100, 1 << 30, -1), mbqm(-100, 1 << 30, -1), mbqm(3, 1 << 30, 0)] == [25, -25, 2]
+    rng = np.random.default_rng(3)
+    rows = rng.integers(-5, 6, (40, 9))
+    rows[::2] = 0
+    bias = rng.integers(-(2**31), 2**31, 40)
+    mults = [int(m) for m in rng.integers(1 << 30, 1 << 31, 40)]
+    shifts = [int(v) for v in rng.integers(-31, 3, 40)]
+    got = requant.constant_channels(rows, bias, mults, shifts)
+    assert got is not None
+    b2, m2, s2 = got
+    for c in range(40):
+        if c % 2:
+            assert (b2[c], m2[c], s2[c]) == (bias[c], mults[c], shifts[c])
+            continue
+        assert (m2[c], s2[c]) == (1 << 30, -1) and abs(int(b2[c])) < 2**30
+        for off in (-128, 0, 127):
+            want = min(127, max(-128, mbqm(int(bias[c]), mults[c], shifts[c]) + off))
+            assert min(127, max(-128, mbqm(int(b2[c]), m2[c], s2[c]) + off)) == want
+    assert requant.constant_channels(rows[1::2], bias[1::2], mults[1::2], shifts[1::2]) is None
+
+
 @pytest.mark.qemu
-@pytest.mark.parametrize("conv_act,huge_bias", CHAINS)
+@pytest.mark.parametrize("conv_act,huge_bias,pruned", CHAINS)
 @pytest.mark.parametrize("target_name", ["cortex-m4", "cortex-m7"])
 def test_chain_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], target_name: str,
-                                    conv_act: str, huge_bias: bool) -> None:
+                                    conv_act: str, huge_bias: bool, pruned: bool) -> None:
     """The DSP instructions themselves (SXTB16, SXTAB16, SMLAD, SMMULR, SSAT) against TFLM."""
-    _qemu_matches_tflm(_chain(conv_act, huge_bias), target_name, tmp_path)
+    _qemu_matches_tflm(_chain(conv_act, huge_bias, pruned), target_name, tmp_path)
 
 
 @pytest.mark.qemu
@@ -177,6 +256,14 @@ def test_fc_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str], tar
     """The FULLY_CONNECTED assembly loop reading its input in place: three batches of 29
     (rows start at unaligned addresses, a 5-input tail), 7 rows (four, a pair, one)."""
     _qemu_matches_tflm(_fc(29, 7, 3, in_zp=-128), target_name, tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target_name", ["cortex-m4"])
+def test_few_channel_conv_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str],
+                                               target_name: str) -> None:
+    """The padded-row column fill on the DSP build, two batches of an RGB stride-2 conv."""
+    _qemu_matches_tflm(conv_model("CONV_2D", **FEW_CHANNELS[1]), target_name, tmp_path)
 
 
 def _qemu_matches_tflm(raw: bytes, target_name: str, tmp_path: Path) -> None:

@@ -23,6 +23,10 @@ typedef struct {
     const int32_t *mult;        /* one per output channel (per-tensor: repeated) */
     const int32_t *shift;
     int32_t requant_mode;       /* th_conv2d_s8 only: TH_RQ_* (th_requant.h), 0 = exact */
+    const int32_t *rq;          /* th_conv2d_s8 only, fast modes: per channel (mult, -shift - 1),
+                                 * in place of mult and shift */
+    int32_t patch_row;          /* th_conv2d_s8 only: a patch row's length in the columns and
+                                 * weights, k_w * in_c or that rounded up to 4 (0: k_w * in_c) */
 } th_conv_params;
 
 /* Taps k in [*lo, *hi) of a kernel of `taps` taps keep origin + k * dil inside [0, size). */
@@ -44,8 +48,9 @@ static inline void th_conv_window(int32_t origin, int32_t dil, int32_t size, int
 }
 
 /* bias may be NULL. filter is re-laid out at build time (conv.py conv_weights):
- * rows zero-padded to kp = (k_h * k_w * in_c) rounded up to 8, channel pairs
- * interleaved by groups of 4. scratch holds 2 * kp int16 (two im2col columns). */
+ * each kernel row padded to patch_row, rows zero-padded to kp = k_h * patch_row
+ * rounded up to 8, channel pairs interleaved by groups of 4. scratch holds
+ * 2 * kp int16 (two im2col columns). */
 th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                        const int32_t *bias, int8_t *output, int16_t *scratch);
 th_status th_depthwise_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,

@@ -7,7 +7,10 @@
  * each column word loaded feeds two SMLADs (th_simd.h).
  *
  * A patch (order [k_y][k_x][in_c], as a weight row) is zero-padded to kp =
- * K rounded up to 8. Column layout, per group of four patch elements
+ * K rounded up to 8. With few input channels (k_w * in_c not a multiple of
+ * 4: an RGB image) each kernel row is padded to patch_row, a multiple of 4,
+ * with zero weights (conv.py): a row is then copied as whole words (the
+ * bytes past it are multiplied by zero) instead of byte by byte. Column layout, per group of four patch elements
  * x0..x3: pixel 0's words (x0, x2), (x1, x3), then pixel 1's: what SXTB16
  * and SXTB16 ROR #8 make of a weight word w0..w3 pairs up with them.
  * Weights (conv.py conv_weights): per pair of output channels, per group,
@@ -18,6 +21,11 @@
 #include "th_conv.h"
 #include "th_requant.h"
 #include "th_simd.h"
+
+/* A patch row's length in the columns and weights (conv.py conv_row). */
+static inline int32_t th_conv_patch_row(const th_conv_params *p) {
+    return p->patch_row != 0 ? p->patch_row : p->k_w * p->in_c;
+}
 
 /* Column index of patch element p of pixel slot `pix` (0 or 1). */
 static inline int32_t th_col_index(int32_t p, int32_t pix) {
@@ -54,7 +62,7 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
                       int32_t pix) {
     const int32_t in_c = p->in_c;
     const int32_t in_row = p->in_w * in_c;
-    const int32_t f_row = p->k_w * in_c;
+    const int32_t f_row = th_conv_patch_row(p);
     const int32_t plane = p->out_h * p->out_w;
     const int32_t b = n / plane;
     const int32_t oy = (n - b * plane) / p->out_w;
@@ -92,11 +100,17 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
         }
     }
     const int8_t *in_b = input + b * p->in_h * in_row;
+    /* A whole padded row (from a word-aligned column position) reads f_row
+     * bytes: allowed unless that runs past the input tensor. */
+    const int8_t *in_end = input + p->batches * p->in_h * in_row;
+    const int32_t whole = (kx_lo == 0 && kx_hi == p->k_w) ? f_row : 0;
     for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
         const int8_t *x = in_b + (iy0 + ky * p->dil_h) * in_row + (ix0 + kx_lo * p->dil_w) * in_c;
         const int32_t pos = ky * f_row + kx_lo * in_c;
         if (p->dil_w == 1) {
-            th_col_put(col, pix, pos, x, (kx_hi - kx_lo) * in_c, p->input_offset);
+            const int32_t n = (kx_hi - kx_lo) * in_c;
+            th_col_put(col, pix, pos, x, (whole > n && x + whole <= in_end) ? whole : n,
+                       p->input_offset);
         } else {
             for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
                 th_col_put(col, pix, pos + (kx - kx_lo) * in_c, x, in_c, p->input_offset);
@@ -105,11 +119,6 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
         }
     }
 }
-
-/* Locals: an int8 store may alias anything, so fields read through p would be
- * reloaded after every output. */
-#define TH_CONV_OUT(acc, oc) \
-    th_requant_out(mode, (acc), mult[oc], shift[oc], out_off, act_min, act_max)
 
 /* One group of four patch elements of both pixels against one weight word. */
 #define TH_CONV_MAC(w, acc0, acc1)            \
@@ -122,84 +131,136 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
         acc1 = th_smlad(wb_, xb1, acc1);        \
     } while (0)
 
-/* All output channels of one pixel pair. Always inlined so that the caller's
- * constant mode (the common TH_RQ_FAST) specialises the requantization. */
-static inline __attribute__((always_inline)) void th_conv_pair(
-    const int16_t *col, const int8_t *filter, const int32_t *bias, int8_t *out0, int8_t *out1,
-    int32_t out_c, int32_t kp, const int32_t mode, const int32_t *mult, const int32_t *shift,
-    int32_t out_off, int32_t act_min, int32_t act_max) {
-    const int32_t pairs = out_c >> 1;
-    const int8_t *w = filter;
-    for (int32_t j = 0; j < pairs; ++j) {
-        const int32_t oc = 2 * j;
-        int32_t a00 = bias != 0 ? bias[oc] : 0;
-        int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
-        int32_t a01 = a00, a11 = a10;
-        const int16_t *x = col;
-        const int8_t *w_end = w + 2 * kp;
-#if TH_SIMD_DSP
-        /* The loop below in 16 instructions per 16 MACs (gcc's own
-         * scheduling of the C loop spills: 19.5). */
-        uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-            "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "sxtb16 %[w0], %[w0], ror #8\n\t"
-            "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-            "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "sxtb16 %[w1], %[w1], ror #8\n\t"
-            "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-            "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-            "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-            "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-            "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-            "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-            "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-            "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "sxtb16 %[w0], %[w0], ror #8\n\t"
-            "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-            "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "sxtb16 %[w1], %[w1], ror #8\n\t"
-            "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-            "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-            "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-            "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-            "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-            "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-            "cmp %[w], %[w_end]\n\t"
-            "bne 1b\n\t"
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-              [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
-              [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
-              [t] "=&r"(t)
-            : [w_end] "r"(w_end)
-            : "cc", "memory");
-#else
-        /* Without SIMD the same layout as plain multiply-adds (lane packing
-         * in C costs more than it saves); each group holds (x0, x2, x1, x3)
-         * per slot. An odd last channel below goes through th_simd.h. */
-        while (w < w_end) {
-            const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
-            const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
-            a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
-            a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
-            a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
-            a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
-            x += 8;
-            w += 8;
+/* Output channels per accumulator block: the GEMM loop leaves every register
+ * busy, so a pair's four accumulators are stored ([channel][pixel]) and a
+ * block of channels is requantized by a loop of its own, its parameters in
+ * registers (about 10 instructions per output instead of 17 when the
+ * requantization followed each pair and reloaded everything from the stack). */
+#define TH_CONV_BLOCK 16
+
+/* Requantize, offset and clamp accumulators acc[c][0..1] of channels [oc, oc + n)
+ * into out0[oc + c] and out1[oc + c]. Out of line: its own registers. */
+static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, const int32_t *acc,
+                                                      int32_t oc, int32_t n, int8_t *out0,
+                                                      int8_t *out1) {
+    const int32_t mode = p->requant_mode;
+    const int32_t k = 1 + 2 * p->output_offset;
+    const int32_t lo = p->act_min;
+    const int32_t hi = p->act_max;
+    out0 += oc;
+    out1 += oc;
+    if (mode == TH_RQ_FAST_SAT8) {
+        const int32_t *rq = p->rq + 2 * oc;
+        for (int32_t c = 0; c < n; ++c) {
+            const int32_t m = rq[0], s = rq[1];
+            out0[c] = th_ssat8(th_requant_fast_s(acc[0], m, s, k));
+            out1[c] = th_ssat8(th_requant_fast_s(acc[1], m, s, k));
+            rq += 2;
+            acc += 2;
         }
+    } else if (mode == TH_RQ_FAST) {
+        const int32_t *rq = p->rq + 2 * oc;
+        for (int32_t c = 0; c < n; ++c) {
+            const int32_t m = rq[0], s = rq[1];
+            out0[c] = th_clamp_s8(th_requant_fast_s(acc[0], m, s, k), lo, hi);
+            out1[c] = th_clamp_s8(th_requant_fast_s(acc[1], m, s, k), lo, hi);
+            rq += 2;
+            acc += 2;
+        }
+    } else {
+        const int32_t off = p->output_offset;
+        for (int32_t c = 0; c < n; ++c) {
+            const int32_t m = p->mult[oc + c], s = p->shift[oc + c];
+            out0[c] = th_clamp_s8(th_requant(acc[0], m, s) + off, lo, hi);
+            out1[c] = th_clamp_s8(th_requant(acc[1], m, s) + off, lo, hi);
+            acc += 2;
+        }
+    }
+}
+
+/* All output channels of one pixel pair (out1 == out0 for a lone last pixel:
+ * the same values land twice). */
+static void th_conv_pair(const th_conv_params *p, const int16_t *col, const int8_t *filter,
+                         const int32_t *bias, int8_t *out0, int8_t *out1, int32_t kp) {
+    const int32_t out_c = p->out_c;
+    const int32_t paired = out_c & ~1;
+    const int8_t *w = filter;
+    int32_t acc[2 * TH_CONV_BLOCK];
+    for (int32_t oc0 = 0; oc0 < paired; oc0 += TH_CONV_BLOCK) {
+        const int32_t n = TH_MIN(TH_CONV_BLOCK, paired - oc0);
+        int32_t *a = acc;
+        for (int32_t oc = oc0; oc < oc0 + n; oc += 2) {
+            int32_t a00 = bias != 0 ? bias[oc] : 0;
+            int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
+            int32_t a01 = a00, a11 = a10;
+            const int16_t *x = col;
+            const int8_t *w_end = w + 2 * kp;
+#if TH_SIMD_DSP
+            /* The loop below in 16 instructions per 16 MACs (gcc's own
+             * scheduling of the C loop spills: 19.5). */
+            uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
+                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
+                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
+                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
+                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
+                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
+                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
+                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
+                "cmp %[w], %[w_end]\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
+                  [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                  [t] "=&r"(t)
+                : [w_end] "r"(w_end)
+                : "cc", "memory");
+#else
+            /* Without SIMD the same layout as plain multiply-adds (lane packing
+             * in C costs more than it saves); each group holds (x0, x2, x1, x3)
+             * per slot. An odd last channel below goes through th_simd.h. */
+            while (w < w_end) {
+                const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
+                const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
+                a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
+                a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
+                a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
+                a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
+                x += 8;
+                w += 8;
+            }
 #endif
-        out0[oc] = TH_CONV_OUT(a00, oc);
-        out0[oc + 1] = TH_CONV_OUT(a10, oc + 1);
-        out1[oc] = TH_CONV_OUT(a01, oc);
-        out1[oc + 1] = TH_CONV_OUT(a11, oc + 1);
+            a[0] = a00;
+            a[1] = a01;
+            a[2] = a10;
+            a[3] = a11;
+            a += 4;
+        }
+        th_conv_requant(p, acc, oc0, n, out0, out1);
     }
     if (out_c & 1) {
         const int32_t oc = out_c - 1;
@@ -217,23 +278,18 @@ static inline __attribute__((always_inline)) void th_conv_pair(
             x += 8;
             w += 4;
         }
-        out0[oc] = TH_CONV_OUT(a00, oc);
-        out1[oc] = TH_CONV_OUT(a01, oc);
+        acc[0] = a00;
+        acc[1] = a01;
+        th_conv_requant(p, acc, oc, 1, out0, out1);
     }
 }
 
 th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                        const int32_t *bias, int8_t *output, int16_t *scratch) {
     const int32_t out_c = p->out_c;
-    const int32_t kp = (p->k_h * p->k_w * p->in_c + 7) & ~7;
+    const int32_t kp = (p->k_h * th_conv_patch_row(p) + 7) & ~7;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int16_t *col = scratch;
-    const int32_t mode = p->requant_mode;
-    const int32_t *const mult = p->mult;
-    const int32_t *const shift = p->shift;
-    const int32_t out_off = p->output_offset;
-    const int32_t act_min = p->act_min;
-    const int32_t act_max = p->act_max;
 
     if (p->depth_multiplier != 1) {
         return TH_ERROR;
@@ -247,17 +303,7 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
         th_im2col(p, input, px + two, col, 1);
         int8_t *out0 = output + px * out_c;
         /* A lone last pixel's second result lands on its first (same values). */
-        int8_t *out1 = two ? out0 + out_c : out0;
-        if (mode == TH_RQ_FAST) {
-            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, TH_RQ_FAST, mult, shift, out_off,
-                         act_min, act_max);
-        } else if (mode == TH_RQ_FAST_SAT8) {
-            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, TH_RQ_FAST_SAT8, mult, shift, out_off,
-                         act_min, act_max);
-        } else {
-            th_conv_pair(col, filter, bias, out0, out1, out_c, kp, mode, mult, shift, out_off,
-                         act_min, act_max);
-        }
+        th_conv_pair(p, col, filter, bias, out0, two ? out0 + out_c : out0, kp);
     }
     return TH_OK;
 }

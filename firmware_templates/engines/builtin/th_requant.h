@@ -42,8 +42,15 @@ static inline int32_t th_smmulr(int32_t a, int32_t b) {
  * k = 1 + 2 * output_offset carries the offset through the last shift.
  */
 static inline int32_t th_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
-    const int32_t x = th_smmulr(acc * 2, mult);
+    const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
     return (((x + (x >> 31)) >> ~shift) + k) >> 1;
+}
+
+/* th_requant_fast with the shift given as s = -shift - 1 (its bit complement). */
+static inline int32_t th_requant_fast_s(int32_t acc, int32_t mult, int32_t s, int32_t k) {
+    /* Doubled modulo 2^32: only a zero multiplier's accumulator may wrap (requant.py). */
+    const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
+    return (((x + (x >> 31)) >> s) + k) >> 1;
 }
 
 /* Saturate to int8 (SSAT #8 on DSP cores). */

@@ -93,6 +93,10 @@ def per_channel_multipliers(inp: Tensor, filt: Tensor, out: Tensor, channels: in
     for c in range(channels):
         s = fq.scales[c] if fq.per_channel else fq.scales[0]
         m, sh = quantize_multiplier(in_scale * s / out_scale)
+        if m == 0:
+            # A pruned channel (weight scale 0): any shift gives 0, TFLM's too. A
+            # right shift keeps it off the kernels' exact path (requant.mode).
+            sh = -1
         mults.append(m)
         shifts.append(sh)
     return mults, shifts

@@ -13,9 +13,26 @@ from __future__ import annotations
 from harness.model import Model
 
 
-def conv_depth(k_h: int, k_w: int, in_c: int) -> int:
-    """th_conv2d_s8's padded patch length kp: k_h * k_w * in_c rounded up to 8."""
-    return (k_h * k_w * in_c + 7) // 8 * 8
+# th_im2col's cost per patch element copied byte by byte (a row that starts
+# off a word boundary), against about one instruction per extra MAC per output
+# channel for a zero weight in a padded row (measured on Cortex-M4).
+_BYTEWISE_COST = 10
+
+
+def conv_row(k_w: int, in_c: int, out_c: int) -> int:
+    """th_conv2d_s8's patch row length (patch_row): k_w * in_c, rounded up to 4
+    when that is cheaper. A padded row is copied into the column as whole words
+    and its pad weights are zero; an unpadded row of few channels (k_w * in_c
+    not a multiple of 4: an RGB first layer) is copied element by element from
+    the second row on. Padding costs out_c MACs per pad element."""
+    row = k_w * in_c
+    padded = (row + 3) // 4 * 4
+    return padded if (padded - row) * out_c < _BYTEWISE_COST * row else row
+
+
+def conv_depth(k_h: int, k_w: int, in_c: int, out_c: int) -> int:
+    """th_conv2d_s8's padded patch length kp: k_h patch rows rounded up to 8."""
+    return (k_h * conv_row(k_w, in_c, out_c) + 7) // 8 * 8
 
 
 def fc_depth(depth: int) -> int:
@@ -41,8 +58,8 @@ def scratch_bytes(model: Model, isa: str = "") -> int:
         elif isa == "mve":
             continue
         elif op.name == "CONV_2D" and len(filt.shape) == 4:
-            _, k_h, k_w, in_c = filt.shape
-            need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c))  # two int16 columns
+            out_c, k_h, k_w, in_c = filt.shape
+            need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c, out_c))  # two int16 columns
     return need
 
 

@@ -95,8 +95,9 @@ def _check_tensors(ctx: LowerContext, inp: Tensor, filt: Tensor, bias: Tensor | 
 
 
 def _quant_params(ctx: LowerContext, inp: Tensor, filt: Tensor, bias: Tensor | None, out: Tensor,
-                  channels: int, axis: int) -> dict[str, int | str]:
-    """Per-channel multipliers (a per-tensor scale is broadcast), offsets and clamp."""
+                  channels: int, axis: int, scales: bool = True) -> dict[str, int | str]:
+    """Per-channel multipliers (a per-tensor scale is broadcast), offsets and clamp;
+    without ``scales`` the mult and shift arrays are left to the caller."""
     fq = quant.require_quant(filt)
     if fq.per_channel:
         ctx.require(len(fq.scales) == channels,
@@ -116,8 +117,8 @@ def _quant_params(ctx: LowerContext, inp: Tensor, filt: Tensor, bias: Tensor | N
         "output_offset": quant.require_quant(out).zero_point,
         "act_min": act_min,
         "act_max": act_max,
-        "mult": ctx.array("mult", "int32_t", mults),
-        "shift": ctx.array("shift", "int32_t", shifts),
+        "mult": ctx.array("mult", "int32_t", mults) if scales else "0",
+        "shift": ctx.array("shift", "int32_t", shifts) if scales else "0",
     }
 
 
@@ -142,17 +143,34 @@ def conv_2d(ctx: LowerContext) -> str:
                 "is not supported")
     ctx.require(out.shape[3] == out_c, f"output has {out.shape[3]} channels, weights give {out_c}")
     geo = _geometry(ctx, inp, filt, out)
-    q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=0)
-    fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
-                                    "depth_multiplier": 1, **q}
     assert filt.data is not None
     fdata = np.asarray(filt.data)
     if ctx.isa == "mve":
+        q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=0)
+        fields: dict[str, int | str] = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c,
+                                        "depth_multiplier": 1, **q}
         return _conv_mve(ctx, fields, inp, filt, bias, out)
-    fields["requant_mode"] = requant.mode(
-        fdata.reshape(out_c, -1), None if bias is None else np.asarray(bias.data),
-        int(q["input_offset"]), quant.per_channel_multipliers(inp, filt, out, out_c)[1],
-        int(q["act_min"]), int(q["act_max"]))
+    q = _quant_params(ctx, inp, filt, bias, out, out_c, axis=0, scales=False)
+    fields = {"batches": batches, **geo, "in_c": in_c, "out_c": out_c, "depth_multiplier": 1, **q}
+    mults, shifts = quant.per_channel_multipliers(inp, filt, out, out_c)
+    rows = fdata.reshape(out_c, -1)
+    bias_data = None if bias is None else np.asarray(bias.data)
+    constant = requant.constant_channels(rows, bias_data, mults, shifts)
+    if constant is not None:  # dead channels re-expressed: this layer's own bias array
+        bias_data, mults, shifts = constant
+        bias_expr = ctx.weight_array(f"th_w_op{ctx.op.index}_conv_bias", "int32_t", bias_data)
+    else:  # (only now: naming a constant tensor puts it in th_weights.c)
+        bias_expr = ctx.ptr(bias, const=True)
+    mode = requant.mode(rows, bias_data, int(q["input_offset"]), shifts, int(q["act_min"]),
+                        int(q["act_max"]), mults)
+    fields["requant_mode"] = mode
+    if mode == requant.EXACT:
+        fields["mult"] = ctx.array("mult", "int32_t", mults)
+        fields["shift"] = ctx.array("shift", "int32_t", shifts)
+    else:
+        # The fast modes read (multiplier, -shift - 1) pairs: one LDRD per channel.
+        fields["rq"] = ctx.array("rq", "int32_t", [v for m, sh in zip(mults, shifts) for v in (m, -sh - 1)])
+    fields["patch_row"] = scratch.conv_row(int(filt.shape[2]), in_c, out_c)
     w = conv_weights(fdata)
     wname = f"th_w_{filt.index}_op{ctx.op.index}_conv"
     # Word-aligned: the DSP kernel reads the weights with LDRD.
@@ -161,7 +179,7 @@ def conv_2d(ctx: LowerContext) -> str:
     ctx.include("th_conv.h")
     p = ctx.params("th_conv_params", fields)
     return (f"th_conv2d_s8({p}, {ctx.ptr(inp, const=True)}, {wname}, "
-            f"{ctx.ptr(bias, const=True)}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
+            f"{bias_expr}, {ctx.ptr(out)}, (int16_t *)th_scratch)")
 
 
 def folded_bias(rows: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
@@ -199,16 +217,19 @@ def _conv_mve(ctx: LowerContext, fields: dict[str, int | str], inp: Tensor, filt
 def conv_weights(filt: np.ndarray) -> np.ndarray:
     """Re-lay [out_c, k_h, k_w, in_c] conv weights for th_conv2d_s8 (th_conv2d_s8.c).
 
-    Each channel's k_h * k_w * in_c weights are zero-padded to kp, a multiple
-    of 8 (scratch.conv_depth); then, per pair of channels, per group of 4
+    Each kernel row's k_w * in_c weights are zero-padded to the patch row
+    (scratch.conv_row), each channel's k_h rows to kp, a multiple of 8
+    (scratch.conv_depth); then, per pair of channels, per group of 4
     weights, channel 0's group and channel 1's group. An odd last channel
     follows alone.
     """
     out_c, k_h, k_w, in_c = filt.shape
-    rows = filt.reshape(out_c, -1)
-    kp = scratch.conv_depth(k_h, k_w, in_c)
+    row = scratch.conv_row(k_w, in_c, out_c)
+    kp = scratch.conv_depth(k_h, k_w, in_c, out_c)
+    rows = np.zeros((out_c, k_h, row), dtype=np.int8)
+    rows[:, :, : k_w * in_c] = filt.reshape(out_c, k_h, k_w * in_c)
     padded = np.zeros((out_c, kp), dtype=np.int8)
-    padded[:, : rows.shape[1]] = rows
+    padded[:, : k_h * row] = rows.reshape(out_c, -1)
     pairs = out_c // 2 * 2
     inter = padded[:pairs].reshape(out_c // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([inter, padded[pairs:].reshape(-1)])

@@ -35,7 +35,7 @@ def fully_connected(ctx: LowerContext) -> str:
     if simd:
         assert filt.data is not None
         mode = requant.mode(np.asarray(filt.data), None if bias is None else np.asarray(bias.data),
-                            input_offset, shifts, act_min, act_max)
+                            input_offset, shifts, act_min, act_max, mults)
     ctx.include("th_fully_connected.h")
     p = ctx.params("th_fc_params", {
         "batches": inp.num_elements // depth,

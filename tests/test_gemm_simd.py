@@ -1,8 +1,8 @@
 """The SMLAD paths of int8 CONV_2D and FULLY_CONNECTED (th_simd.h, th_conv2d_s8.c,
 th_fully_connected_s8.c) at sizes that are not multiples of their blocks.
 
-The kernels pad rows to 8, take output channels in pairs and pixels in pairs;
-these shapes leave a remainder in each. On the host they run th_simd.h's C
+The kernels pad rows to 8, take output channels in pairs, conv pixels in
+threes and FC rows in fours; these shapes leave a remainder in each. On the host they run th_simd.h's C
 emulation; under QEMU (cortex-m4, cortex-m7) the real DSP instructions.
 """
 
@@ -81,9 +81,11 @@ def test_few_channel_conv(tmp_path: Path, case: int) -> None:
     check_synthetic(conv_model("CONV_2D", **FEW_CHANNELS[case]), tmp_path)
 
 
-def test_conv_batches_and_odd_pixel_count(tmp_path: Path) -> None:
-    """Pixels are paired across the batch boundary; 3 x 5 x 3 = 45 pixels leaves one alone."""
-    check_synthetic(conv_model("CONV_2D", in_shape=(3, 5, 3, 6), out_c=5, stride=(1, 1)), tmp_path)
+@pytest.mark.parametrize("in_shape", [(3, 5, 3, 6), (2, 5, 4, 6), (2, 5, 5, 6)])
+def test_conv_batches_and_pixel_remainders(tmp_path: Path, in_shape: tuple[int, int, int, int]) -> None:
+    """Pixels go three at a time across the batch boundary: 45, 40 and 50 pixels leave
+    none, one and two for the last pass (its spare slots repeat the last pixel)."""
+    check_synthetic(conv_model("CONV_2D", in_shape=in_shape, out_c=5, stride=(1, 1)), tmp_path)
 
 
 def test_conv_input_zero_point_extremes(tmp_path: Path) -> None:

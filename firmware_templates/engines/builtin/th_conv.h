@@ -50,7 +50,7 @@ static inline void th_conv_window(int32_t origin, int32_t dil, int32_t size, int
 /* bias may be NULL. filter is re-laid out at build time (conv.py conv_weights):
  * each kernel row padded to patch_row, rows zero-padded to kp = k_h * patch_row
  * rounded up to 8, channel pairs interleaved by groups of 4. scratch holds
- * 2 * kp int16 (two im2col columns). */
+ * 3 * kp int16 (three im2col columns). */
 th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,
                        const int32_t *bias, int8_t *output, int16_t *scratch);
 th_status th_depthwise_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_t *filter,

@@ -1,18 +1,20 @@
 /* tinyhil builtin engine: CONV_2D, int8, per-channel requantization.
  *
- * im2col + GEMM. For two output pixels at a time the input patches are
+ * im2col + GEMM. For three output pixels at a time the input patches are
  * expanded into int16 columns with the input offset added (padding taps
  * stay 0, as in TFLM where they are skipped); then every pair of output
- * channels is accumulated against both columns, so each weight word and
- * each column word loaded feeds two SMLADs (th_simd.h).
+ * channels is accumulated against the three columns, so each weight word
+ * loaded and widened feeds six SMLADs and each column word two (th_simd.h):
+ * 20 instructions per 24 MACs on Cortex-M4 (two pixels took 16 per 16).
  *
  * A patch (order [k_y][k_x][in_c], as a weight row) is zero-padded to kp =
  * K rounded up to 8. With few input channels (k_w * in_c not a multiple of
  * 4: an RGB image) each kernel row is padded to patch_row, a multiple of 4,
  * with zero weights (conv.py): a row is then copied as whole words (the
- * bytes past it are multiplied by zero) instead of byte by byte. Column layout, per group of four patch elements
- * x0..x3: pixel 0's words (x0, x2), (x1, x3), then pixel 1's: what SXTB16
- * and SXTB16 ROR #8 make of a weight word w0..w3 pairs up with them.
+ * bytes past it are multiplied by zero) instead of byte by byte. Column
+ * layout, per group of four patch elements x0..x3: pixel 0's words (x0, x2),
+ * (x1, x3), then pixel 1's, then pixel 2's: what SXTB16 and SXTB16 ROR #8
+ * make of a weight word w0..w3 pairs up with them.
  * Weights (conv.py conv_weights): per pair of output channels, per group,
  * channel 0's word then channel 1's; an odd last channel alone, per group.
  */
@@ -27,15 +29,22 @@ static inline int32_t th_conv_patch_row(const th_conv_params *p) {
     return p->patch_row != 0 ? p->patch_row : p->k_w * p->in_c;
 }
 
-/* Column index of patch element p of pixel slot `pix` (0 or 1). */
+/* Pixels per GEMM pass (column slots), and int16 entries per group of four
+ * patch elements across the slots. */
+#define TH_CONV_SLOTS 3
+#define TH_CONV_GROUP (4 * TH_CONV_SLOTS)
+#define TH_CONV_STR_(x) #x
+#define TH_CONV_STR(x) TH_CONV_STR_(x)
+
+/* Column index of patch element p of pixel slot `pix` (0 .. TH_CONV_SLOTS - 1). */
 static inline int32_t th_col_index(int32_t p, int32_t pix) {
-    return ((p & ~3) << 1) + (pix << 2) + ((p & 1) << 1) + ((p >> 1) & 1);
+    return (p >> 2) * TH_CONV_GROUP + (pix << 2) + ((p & 1) << 1) + ((p >> 1) & 1);
 }
 
 /* n / 4 groups of four input bytes at src into the column words at dst (a
  * multiple of 4 entries in: 8-byte aligned), offset added: per group SXTAB16
- * and SXTAB16 ROR #8 (th_simd.h), the two words one STRD, the next group 16
- * bytes on (the other slot's words between). */
+ * and SXTAB16 ROR #8 (th_simd.h), the two words one STRD, the next group
+ * 2 * TH_CONV_GROUP bytes on (the other slots' words between). */
 static inline __attribute__((always_inline)) void th_col_words(int16_t *dst, const int8_t *src, int32_t n,
                                                                uint32_t off2) {
 #if TH_SIMD_DSP
@@ -49,10 +58,10 @@ static inline __attribute__((always_inline)) void th_col_words(int16_t *dst, con
             "ldr %[v1], [%[src]], #4\n\t"
             "sxtab16 %[a], %[off2], %[v0]\n\t"
             "sxtab16 %[b], %[off2], %[v0], ror #8\n\t"
-            "strd %[a], %[b], [%[dst]], #16\n\t"
+            "strd %[a], %[b], [%[dst]], #" TH_CONV_STR(2 * TH_CONV_GROUP) "\n\t"
             "sxtab16 %[a], %[off2], %[v1]\n\t"
             "sxtab16 %[b], %[off2], %[v1], ror #8\n\t"
-            "strd %[a], %[b], [%[dst]], #16\n\t"
+            "strd %[a], %[b], [%[dst]], #" TH_CONV_STR(2 * TH_CONV_GROUP) "\n\t"
             "cmp %[src], %[end]\n\t"
             "bne 1b\n\t"
             : [src] "+r"(src), [dst] "+r"(dst), [v0] "=&r"(v0), [v1] "=&r"(v1), [a] "=&r"(a),
@@ -67,7 +76,7 @@ static inline __attribute__((always_inline)) void th_col_words(int16_t *dst, con
         th_write_s16x2(dst, th_sxtab16(off2, v));
         th_write_s16x2(dst + 2, th_sxtab16_ror8(off2, v));
         src += 4;
-        dst += 8;
+        dst += TH_CONV_GROUP;
     }
 }
 
@@ -121,7 +130,7 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
             int16_t *dst = col + (pix << 2);
             for (int32_t ky = 0; ky < p->k_h; ++ky) {
                 th_col_words(dst, x, f_row, off2);
-                dst += 2 * f_row;
+                dst += (f_row >> 2) * TH_CONV_GROUP;
                 x += step;
             }
             return;
@@ -137,7 +146,7 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
         for (int32_t g = 0; g < groups; ++g) {
             th_write_s16x2(z, 0);
             th_write_s16x2(z + 2, 0);
-            z += 8;
+            z += TH_CONV_GROUP;
         }
         if (kx_hi <= kx_lo) {
             return;
@@ -164,43 +173,33 @@ static void th_im2col(const th_conv_params *p, const int8_t *input, int32_t n, i
     }
 }
 
-/* One group of four patch elements of both pixels against one weight word. */
-#define TH_CONV_MAC(w, acc0, acc1)            \
-    do {                                      \
-        const uint32_t wa_ = th_sxtb16(w);      \
-        const uint32_t wb_ = th_sxtb16_ror8(w); \
-        acc0 = th_smlad(wa_, xa0, acc0);        \
-        acc0 = th_smlad(wb_, xb0, acc0);        \
-        acc1 = th_smlad(wa_, xa1, acc1);        \
-        acc1 = th_smlad(wb_, xb1, acc1);        \
-    } while (0)
-
 /* Output channels per accumulator block: the GEMM loop leaves every register
- * busy, so a pair's four accumulators are stored ([channel][pixel]) and a
+ * busy, so a pair's six accumulators are stored ([channel][pixel]) and a
  * block of channels is requantized by a loop of its own, its parameters in
  * registers (about 10 instructions per output instead of 17 when the
  * requantization followed each pair and reloaded everything from the stack). */
 #define TH_CONV_BLOCK 16
 
-/* Requantize, offset and clamp accumulators acc[c][0..1] of channels [oc, oc + n)
- * into out0[oc + c] and out1[oc + c]. Out of line: its own registers. */
+/* Requantize, offset and clamp accumulators acc[c][0..2] of channels [oc, oc + n)
+ * into out[s][oc + c]. Out of line: its own registers. */
 static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, const int32_t *acc,
-                                                      int32_t oc, int32_t n, int8_t *out0,
-                                                      int8_t *out1) {
+                                                      int32_t oc, int32_t n, int8_t *const *out) {
     const int32_t mode = p->requant_mode;
     const int32_t k = 1 + 2 * p->output_offset;
     const int32_t lo = p->act_min;
     const int32_t hi = p->act_max;
-    out0 += oc;
-    out1 += oc;
+    int8_t *out0 = out[0] + oc;
+    int8_t *out1 = out[1] + oc;
+    int8_t *out2 = out[2] + oc;
     if (mode == TH_RQ_FAST_SAT8) {
         const int32_t *rq = p->rq + 2 * oc;
         for (int32_t c = 0; c < n; ++c) {
             const int32_t m = rq[0], s = rq[1];
             out0[c] = th_ssat8(th_requant_fast_s(acc[0], m, s, k));
             out1[c] = th_ssat8(th_requant_fast_s(acc[1], m, s, k));
+            out2[c] = th_ssat8(th_requant_fast_s(acc[2], m, s, k));
             rq += 2;
-            acc += 2;
+            acc += TH_CONV_SLOTS;
         }
     } else if (mode == TH_RQ_FAST) {
         const int32_t *rq = p->rq + 2 * oc;
@@ -208,8 +207,9 @@ static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, c
             const int32_t m = rq[0], s = rq[1];
             out0[c] = th_clamp_s8(th_requant_fast_s(acc[0], m, s, k), lo, hi);
             out1[c] = th_clamp_s8(th_requant_fast_s(acc[1], m, s, k), lo, hi);
+            out2[c] = th_clamp_s8(th_requant_fast_s(acc[2], m, s, k), lo, hi);
             rq += 2;
-            acc += 2;
+            acc += TH_CONV_SLOTS;
         }
     } else {
         const int32_t off = p->output_offset;
@@ -217,114 +217,110 @@ static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, c
             const int32_t m = p->mult[oc + c], s = p->shift[oc + c];
             out0[c] = th_clamp_s8(th_requant(acc[0], m, s) + off, lo, hi);
             out1[c] = th_clamp_s8(th_requant(acc[1], m, s) + off, lo, hi);
-            acc += 2;
+            out2[c] = th_clamp_s8(th_requant(acc[2], m, s) + off, lo, hi);
+            acc += TH_CONV_SLOTS;
         }
     }
 }
 
-/* All output channels of one pixel pair (out1 == out0 for a lone last pixel:
- * the same values land twice). */
-static void th_conv_pair(const th_conv_params *p, const int16_t *col, const int8_t *filter,
-                         const int32_t *bias, int8_t *out0, int8_t *out1, int32_t kp) {
+/* All output channels of three pixels (out[s] repeats an earlier pixel's
+ * row when fewer are left: the same values land twice). */
+static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const int8_t *filter,
+                           const int32_t *bias, int8_t *const *out, int32_t kp) {
     const int32_t out_c = p->out_c;
     const int32_t paired = out_c & ~1;
     const int8_t *w = filter;
-    int32_t acc[2 * TH_CONV_BLOCK];
+    int32_t acc[TH_CONV_SLOTS * TH_CONV_BLOCK];
     for (int32_t oc0 = 0; oc0 < paired; oc0 += TH_CONV_BLOCK) {
         const int32_t n = TH_MIN(TH_CONV_BLOCK, paired - oc0);
         int32_t *a = acc;
         for (int32_t oc = oc0; oc < oc0 + n; oc += 2) {
             int32_t a00 = bias != 0 ? bias[oc] : 0;
             int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
-            int32_t a01 = a00, a11 = a10;
+            int32_t a01 = a00, a02 = a00, a11 = a10, a12 = a10;
             const int16_t *x = col;
-            const int8_t *w_end = w + 2 * kp;
 #if TH_SIMD_DSP
-            /* The loop below in 16 instructions per 16 MACs (gcc's own
-             * scheduling of the C loop spills: 19.5). */
-            uint32_t xa0, xb0, xa1, xb1, w0, w1, t;
+            /* Per group: one LDRD of the pair's weight words, four SXTB16, then
+             * per pixel one LDRD of its column words and four SMLADs: 20
+             * instructions per 24 MACs. Every register is taken, so the loop
+             * end is read from the stack. */
+            const int8_t *w_end = w + 2 * kp;
+            uint32_t xa, xb, w0, w1, t0, t1;
+#define TH_CONV_GROUP_ASM                                  \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                    \
+    "sxtb16 %[t0], %[w0]\n\t"                              \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                      \
+    "sxtb16 %[t1], %[w1]\n\t"                              \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                      \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    "smlad %[a00], %[t0], %[xa], %[a00]\n\t"               \
+    "smlad %[a00], %[w0], %[xb], %[a00]\n\t"               \
+    "smlad %[a10], %[t1], %[xa], %[a10]\n\t"               \
+    "smlad %[a10], %[w1], %[xb], %[a10]\n\t"               \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    "smlad %[a01], %[t0], %[xa], %[a01]\n\t"               \
+    "smlad %[a01], %[w0], %[xb], %[a01]\n\t"               \
+    "smlad %[a11], %[t1], %[xa], %[a11]\n\t"               \
+    "smlad %[a11], %[w1], %[xb], %[a11]\n\t"               \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                    \
+    "smlad %[a02], %[t0], %[xa], %[a02]\n\t"               \
+    "smlad %[a02], %[w0], %[xb], %[a02]\n\t"               \
+    "smlad %[a12], %[t1], %[xa], %[a12]\n\t"               \
+    "smlad %[a12], %[w1], %[xb], %[a12]\n\t"
             __asm__ volatile(
                 "1:\n\t"
-                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-                "ldrd %[xa0], %[xb0], [%[x]], #8\n\t"
-                "ldrd %[xa1], %[xb1], [%[x]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[a00], %[t], %[xa0], %[a00]\n\t"
-                "smlad %[a01], %[t], %[xa1], %[a01]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[a00], %[w0], %[xb0], %[a00]\n\t"
-                "smlad %[a01], %[w0], %[xb1], %[a01]\n\t"
-                "smlad %[a10], %[t], %[xa0], %[a10]\n\t"
-                "smlad %[a11], %[t], %[xa1], %[a11]\n\t"
-                "smlad %[a10], %[w1], %[xb0], %[a10]\n\t"
-                "smlad %[a11], %[w1], %[xb1], %[a11]\n\t"
-                "cmp %[w], %[w_end]\n\t"
+                TH_CONV_GROUP_ASM
+                TH_CONV_GROUP_ASM
+                "ldr %[xa], %[w_end]\n\t"
+                "cmp %[w], %[xa]\n\t"
                 "bne 1b\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0),
-                  [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
-                  [t] "=&r"(t)
-                : [w_end] "r"(w_end)
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a02] "+r"(a02), [a10] "+r"(a10),
+                  [a11] "+r"(a11), [a12] "+r"(a12), [x] "+r"(x), [w] "+r"(w), [xa] "=&r"(xa),
+                  [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1)
+                : [w_end] "m"(w_end)
                 : "cc", "memory");
+#undef TH_CONV_GROUP_ASM
 #else
             /* Without SIMD the same layout as plain multiply-adds (lane packing
-             * in C costs more than it saves); each group holds (x0, x2, x1, x3)
-             * per slot. An odd last channel below goes through th_simd.h. */
-            while (w < w_end) {
-                const int32_t u0 = x[0], u2 = x[1], u1 = x[2], u3 = x[3];
-                const int32_t v0 = x[4], v2 = x[5], v1 = x[6], v3 = x[7];
-                a00 += w[0] * u0 + w[1] * u1 + w[2] * u2 + w[3] * u3;
-                a01 += w[0] * v0 + w[1] * v1 + w[2] * v2 + w[3] * v3;
-                a10 += w[4] * u0 + w[5] * u1 + w[6] * u2 + w[7] * u3;
-                a11 += w[4] * v0 + w[5] * v1 + w[6] * v2 + w[7] * v3;
-                x += 8;
-                w += 8;
+             * in C costs more than it saves); each slot holds (x0, x2, x1, x3). */
+            for (const int8_t *w_end = w + 2 * kp; w < w_end; w += 8) {
+                int32_t *const acc0[TH_CONV_SLOTS] = {&a00, &a01, &a02};
+                int32_t *const acc1[TH_CONV_SLOTS] = {&a10, &a11, &a12};
+                for (int32_t sl = 0; sl < TH_CONV_SLOTS; ++sl) {
+                    const int16_t *u = x + 4 * sl;
+                    *acc0[sl] += w[0] * u[0] + w[1] * u[2] + w[2] * u[1] + w[3] * u[3];
+                    *acc1[sl] += w[4] * u[0] + w[5] * u[2] + w[6] * u[1] + w[7] * u[3];
+                }
+                x += TH_CONV_GROUP;
             }
 #endif
             a[0] = a00;
             a[1] = a01;
-            a[2] = a10;
-            a[3] = a11;
-            a += 4;
+            a[2] = a02;
+            a[3] = a10;
+            a[4] = a11;
+            a[5] = a12;
+            a += 2 * TH_CONV_SLOTS;
         }
-        th_conv_requant(p, acc, oc0, n, out0, out1);
+        th_conv_requant(p, acc, oc0, n, out);
     }
     if (out_c & 1) {
         const int32_t oc = out_c - 1;
-        int32_t a00 = bias != 0 ? bias[oc] : 0;
-        int32_t a01 = a00;
+        int32_t s0 = bias != 0 ? bias[oc] : 0;
+        int32_t s1 = s0, s2 = s0;
         const int16_t *x = col;
-        const int8_t *w_end = w + kp;
-        while (w < w_end) {
-            const uint32_t xa0 = th_read_s16x2(x);
-            const uint32_t xb0 = th_read_s16x2(x + 2);
-            const uint32_t xa1 = th_read_s16x2(x + 4);
-            const uint32_t xb1 = th_read_s16x2(x + 6);
-            const uint32_t w0 = th_read_s8x4(w);
-            TH_CONV_MAC(w0, a00, a01);
-            x += 8;
-            w += 4;
+        for (const int8_t *w_end = w + kp; w < w_end; w += 4) {
+            const uint32_t wv = th_read_s8x4(w);
+            const uint32_t wa = th_sxtb16(wv), wb = th_sxtb16_ror8(wv);
+            s0 = th_smlad(wb, th_read_s16x2(x + 2), th_smlad(wa, th_read_s16x2(x), s0));
+            s1 = th_smlad(wb, th_read_s16x2(x + 6), th_smlad(wa, th_read_s16x2(x + 4), s1));
+            s2 = th_smlad(wb, th_read_s16x2(x + 10), th_smlad(wa, th_read_s16x2(x + 8), s2));
+            x += TH_CONV_GROUP;
         }
-        acc[0] = a00;
-        acc[1] = a01;
-        th_conv_requant(p, acc, oc, 1, out0, out1);
+        acc[0] = s0;
+        acc[1] = s1;
+        acc[2] = s2;
+        th_conv_requant(p, acc, oc, 1, out);
     }
 }
 
@@ -339,15 +335,16 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
         return TH_ERROR;
     }
     /* The pad entries [K, kp) are never written by th_im2col. */
-    memset(col, 0, (size_t)(2 * kp) * sizeof(int16_t));
-    for (int32_t px = 0; px < pixels; px += 2) {
-        /* A lone last pixel fills both slots. */
-        const int32_t two = (px + 1 < pixels);
-        th_im2col(p, input, px, col, 0);
-        th_im2col(p, input, px + two, col, 1);
-        int8_t *out0 = output + px * out_c;
-        /* A lone last pixel's second result lands on its first (same values). */
-        th_conv_pair(p, col, filter, bias, out0, two ? out0 + out_c : out0, kp);
+    memset(col, 0, (size_t)(TH_CONV_SLOTS * kp) * sizeof(int16_t));
+    for (int32_t px = 0; px < pixels; px += TH_CONV_SLOTS) {
+        /* Past the last pixel a slot repeats it: its results land on the same bytes. */
+        int8_t *out[TH_CONV_SLOTS];
+        for (int32_t sl = 0; sl < TH_CONV_SLOTS; ++sl) {
+            const int32_t n = TH_MIN(px + sl, pixels - 1);
+            th_im2col(p, input, n, col, sl);
+            out[sl] = output + n * out_c;
+        }
+        th_conv_pixels(p, col, filter, bias, out, kp);
     }
     return TH_OK;
 }

@@ -1,7 +1,7 @@
 """Kernel working memory shared by every op of a model (``th_scratch``).
 
 Some kernels need a buffer for the duration of one call only: th_conv2d_s8
-its two im2col columns (th_conv2d_s8_mve its four int8 patches). One static
+its three im2col columns (th_conv2d_s8_mve its four int8 patches). One static
 buffer serves them all, sized for the largest need in the model. It
 is computed from the model alone, so every lowering that uses it declares
 the same buffer (under an include guard in the generated C) and no other
@@ -59,7 +59,7 @@ def scratch_bytes(model: Model, isa: str = "") -> int:
             continue
         elif op.name == "CONV_2D" and len(filt.shape) == 4:
             out_c, k_h, k_w, in_c = filt.shape
-            need = max(need, 2 * 2 * conv_depth(k_h, k_w, in_c, out_c))  # two int16 columns
+            need = max(need, 3 * 2 * conv_depth(k_h, k_w, in_c, out_c))  # three int16 columns
     return need
 
 

@@ -195,9 +195,9 @@ static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, c
         const int32_t *rq = p->rq + 2 * oc;
         for (int32_t c = 0; c < n; ++c) {
             const int32_t m = rq[0], s = rq[1];
-            out0[c] = th_ssat8(th_requant_fast_s(acc[0], m, s, k));
-            out1[c] = th_ssat8(th_requant_fast_s(acc[1], m, s, k));
-            out2[c] = th_ssat8(th_requant_fast_s(acc[2], m, s, k));
+            out0[c] = th_requant_fast_s_sat8(acc[0], m, s, k);
+            out1[c] = th_requant_fast_s_sat8(acc[1], m, s, k);
+            out2[c] = th_requant_fast_s_sat8(acc[2], m, s, k);
             rq += 2;
             acc += TH_CONV_SLOTS;
         }

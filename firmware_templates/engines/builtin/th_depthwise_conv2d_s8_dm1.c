@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "th_depthwise.h"
+#include "th_requant.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
@@ -101,12 +102,6 @@ static inline int32_t th_dw_requant(int32_t acc, int32_t mult, int32_t shift) {
 #define TH_DW_FAST 1
 #define TH_DW_FAST_FULL 2
 
-#if TH_DW_DSP
-#define TH_DW_SSAT8(v) __ssat((v), 8)
-#else
-#define TH_DW_SSAT8(v) ((v) < -128 ? -128 : ((v) > 127 ? 127 : (v)))
-#endif
-
 /* Fast requantization plus the output offset: (acc * m + 2^30) >> 31 is
  * SMMULR(2 acc, m); rounding half away from zero by e = -shift is
  * ((y >> (e - 1)) + 1) >> 1 with y = x - (x < 0); and e - 1 = ~shift. The
@@ -121,7 +116,7 @@ static inline int32_t th_dw_requant_fast(int32_t acc, int32_t mult, int32_t shif
  * through p would be reloaded after every store. */
 #define TH_DW_OUT(MODE, c, acc)                                                             \
     ((MODE) == TH_DW_FAST_FULL                                                              \
-         ? (int8_t)TH_DW_SSAT8(th_dw_requant_fast((acc), mult[c], shift[c], k_off))         \
+         ? th_requant_fast_sat8((acc), mult[c], shift[c], k_off)                             \
      : (MODE) == TH_DW_FAST                                                                 \
          ? th_clamp_s8(th_dw_requant_fast((acc), mult[c], shift[c], k_off), act_min, act_max) \
          : th_clamp_s8(th_dw_requant((acc), mult[c], shift[c]) + out_off, act_min, act_max))

@@ -39,6 +39,7 @@ def _model(
     bias: bool | str = True,
     filter_in_c: int | None = None,
     seed: int = 11,
+    gain0: float = 1.0,
 ) -> bytes:
     """One conv op; scales are chosen so the outputs spread over the int8 range.
 
@@ -64,6 +65,8 @@ def _model(
     # accumulator std ~ 73 (weights) * 74 (inputs) * sqrt(fan_in); aim at ~40 output steps.
     in_scale = out_scale * 40 / (w_base * 73 * 74 * math.sqrt(fan_in))
     w_scales = list(rng.uniform(0.5, 1.5, out_c) * w_base) if per_channel else w_base
+    if per_channel and gain0 != 1.0:  # channel 0's scale (a multiplier above 1: a left shift)
+        w_scales[0] *= gain0
 
     b = ModelBuilder()
     x = b.tensor("x", in_shape, scale=in_scale, zero_point=in_zp)

@@ -4,6 +4,7 @@ instructions under QEMU's Cortex-M55 (mps3-an547) byte for byte."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,13 +52,17 @@ int main(void) {
                 const int32_t lo = (int32_t)(next() % 64) - 128, hi = 127 - (int32_t)(next() % 64);
                 th_s32x4 acc = th_vdup(a[0]);
                 for (int i = 1; i < 4; ++i) acc = th_vsetlane(acc, a[i], i);
-                int8_t got[4];
+                int8_t got[4], fast[4];
                 th_vst_s8w(got, th_vrequant(acc, th_vdup(mult), th_vdup(shift), out_off, lo, hi));
+                /* The fast form, for the right shifts it is used with (requant.right_shifts_only). */
+                th_vst_s8w(fast, th_vrequant_fast_v(acc, th_vdup(mult), th_vdup(shift), th_vdup(out_off),
+                                                    th_vdup(lo), th_vdup(hi)));
                 for (int i = 0; i < 4; ++i) {
                     const int8_t want = th_clamp_s8(th_mbqm(a[i], mult, shift) + out_off, lo, hi);
                     ++checked;
-                    if (got[i] != want) {
-                        if (bad++ < 5) printf("%d * %d >> %d: %d, want %d\n", a[i], mult, shift, got[i], want);
+                    if (got[i] != want || (shift <= -1 && fast[i] != want)) {
+                        if (bad++ < 5) printf("%d * %d >> %d: %d %d, want %d\n", a[i], mult, shift, got[i],
+                                              fast[i], want);
                     }
                 }
             }
@@ -80,6 +85,20 @@ int main(void) {
         for (int i = 0; i < 16; ++i) { a[i] = -128; b[i] = -128; }
         bad += th_vmladava(INT32_MAX, th_vld_s8(a), th_vld_s8(b)) != (int32_t)(2147483647u + 262144u);
         bad += th_vmladava(0, th_vld_s8_z(a, th_vctp8(2)), th_vld_s8(b)) != 32768;  /* zeroed lanes */
+    }
+    {
+        /* VMULLB/VMULLT (even/odd int16 lanes to 32 bits), VLD2 and the interleaving store. */
+        int8_t a[8] = {-128, 127, -1, 2, 3, -4, 100, -100}, b[8] = {-128, -128, 5, 6, -7, 8, 127, 127};
+        const th_s32x4 lo4 = th_vmullb(th_vld_s8h(a), th_vld_s8h(b)), hi4 = th_vmullt(th_vld_s8h(a), th_vld_s8h(b));
+        bad += lo4.v[0] != 16384 || lo4.v[1] != -5 || lo4.v[2] != -21 || lo4.v[3] != 12700;
+        bad += hi4.v[0] != -16256 || hi4.v[1] != 12 || hi4.v[2] != -32 || hi4.v[3] != -12700;
+        const int32_t w[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+        th_s32x4 e, o;
+        th_vld2_s32(w, &e, &o);
+        bad += e.v[1] != 2 || e.v[3] != 6 || o.v[0] != 1 || o.v[3] != 7;
+        int8_t st[8];
+        th_vst_s8_eo(st, e, o);
+        for (int i = 0; i < 8; ++i) bad += st[i] != i;
     }
     printf("checked %ld bad %ld\n", checked, bad);
     return bad != 0;
@@ -149,6 +168,66 @@ def test_helium_kernels_under_qemu_cortex_m55(bench: str) -> None:
         assert record.output == want, (isa, record.output.hex(), want.hex())
         counts[isa] = record.count_per_inference
     assert counts["mve"] < counts[""], counts
+
+
+# Helium CONV_2D / DEPTHWISE_CONV_2D shapes: channel counts that leave 8-channel int16
+# blocks, 16-channel odd-pixel blocks and predicated 4-lane tails; odd output widths
+# (a last pixel alone), strides, padding; gain0 gives channel 0 a left shift, so the
+# layer takes the general requantization instead of th_vrequant_fast_v.
+HELIUM_LAYERS = [
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 7, 9, 4)),
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 6, 7, 12), stride=(2, 2)),
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 5, 5, 24), padding="VALID"),
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(2, 5, 7, 40)),
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 5, 7, 24), gain0=2000.0),
+    dict(op="CONV_2D", in_shape=(1, 6, 5, 8), out_c=13),
+    dict(op="CONV_2D", in_shape=(1, 6, 5, 8), out_c=13, gain0=2000.0),
+]
+
+
+def _helium_layer(tmp_path: Path, case: int) -> tuple[Path, int]:
+    from tests.test_conv import _model as conv_model
+
+    spec = dict(HELIUM_LAYERS[case])
+    path = tmp_path / f"helium{case}.tflite"
+    path.write_bytes(conv_model(spec.pop("op"), **spec))
+    mode = int(re.findall(r"\.requant_mode = (\d+)", generate(load_model(path), "mve").sources["th_model.c"])[0])
+    return path, mode
+
+
+@pytest.mark.parametrize("case", range(len(HELIUM_LAYERS)))
+def test_helium_layers_on_the_host(tmp_path: Path, case: int) -> None:
+    """Each shape through the emulated Helium kernels equals the interpreter; the
+    requantization is the fast form exactly when every shift is a right shift."""
+    path, mode = _helium_layer(tmp_path, case)
+    assert mode == (0 if "gain0" in HELIUM_LAYERS[case] else 1)
+    model = load_model(path)
+    result = check_model(model, random_samples(model, 6, seed=case), isa="mve")
+    assert result.ok, result
+
+
+@pytest.mark.qemu
+def test_helium_layers_under_qemu_cortex_m55(tmp_path: Path) -> None:
+    """The same shapes on QEMU's Cortex-M55: VMULLB/VMULLT, VLD2, VMOVNB/VMOVNT and the
+    fast requantization themselves, byte for byte against the interpreter."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
+    from harness.reference import Reference
+    from tests import test_firmware as fw
+
+    target = find_target("cortex-m55")
+    for case in range(len(HELIUM_LAYERS)):
+        path, _ = _helium_layer(tmp_path, case)
+        model = load_model(path)
+        image = build_firmware(generate(model, "mve"), target, cache_dir=tmp_path / "fw")
+        dut = fw.QemuDut(target, image.elf)
+        try:
+            for sample in random_samples(model, 2, seed=case):
+                want = b"".join(a.tobytes() for a in Reference(model).run(sample.inputs))
+                assert len(set(want)) >= 8, "degenerate test: outputs barely vary"
+                assert dut.infer_output(sample.inputs[0].tobytes()) == want, (case, sample.name)
+        finally:
+            dut.close()
 
 
 @pytest.mark.qemu

@@ -12,7 +12,9 @@
  * VMLADAVA.S8, VMUL.I32, VADD.I32, VDUP.32, VSHL.S32 (register), VQRDMULH.S32,
  * VRSHL.S32 (register), VQADD.S32, VAND, VSHR.S32, VMAX.S32, VMIN.S32,
  * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets,
- * VDUP.8 and VSTRB.8 (predicated), VLDRW.S32 gather with shifted offsets.
+ * VDUP.8 and VSTRB.8 (predicated), VLDRW.S32 gather with shifted offsets,
+ * VLDRB.S16, VMULLB.S16 and VMULLT.S16 (int), VLD20/VLD21.32, VMOVNB.I32,
+ * VMOVNT.I32 and VSTRB.16.
  */
 #ifndef TH_MVE_H
 #define TH_MVE_H
@@ -59,6 +61,23 @@ typedef mve_pred16_t th_pred;
 #define th_vgather_s32(base, idx) vldrwq_gather_shifted_offset_s32((base), (idx))
 #define th_vgather_s32_z(base, idx, m) vldrwq_gather_shifted_offset_z_s32((base), (idx), (m))
 #define th_vst_s8_p(p, v, m) vstrbq_p_s8((p), (v), (m))
+typedef int16x8_t th_s16x8;
+#define th_vld_s8h(p) vldrbq_s16(p)           /* 8 bytes sign-extended to 16 bits */
+#define th_vmullb(a, b) vmullbq_int_s16((a), (b)) /* lanes 0, 2, 4, 6 multiplied to 32 bits */
+#define th_vmullt(a, b) vmulltq_int_s16((a), (b)) /* lanes 1, 3, 5, 7 */
+/* Eight words de-interleaved: *even = p[0, 2, 4, 6], *odd = p[1, 3, 5, 7]. */
+static inline void th_vld2_s32(const int32_t *p, th_s32x4 *even, th_s32x4 *odd) {
+    /* gcc 12 would fold a following pointer step into VLD2x as a register
+     * post-increment, which the instruction does not have: hide the address. */
+    __asm__("" : "+r"(p));
+    const int32x4x2_t v = vld2q_s32(p);
+    *even = v.val[0];
+    *odd = v.val[1];
+}
+/* The low bytes of even[0], odd[0], even[1], ... to p[0..7] (VMOVNB, VMOVNT, VSTRB.16). */
+static inline void th_vst_s8_eo(int8_t *p, th_s32x4 even, th_s32x4 odd) {
+    vstrbq_s16(p, vmovntq_s32(vmovnbq_s32(vuninitializedq_s16(), even), odd));
+}
 
 #else /* the exact emulation */
 #define TH_MVE_NATIVE 0
@@ -266,6 +285,42 @@ static inline void th_vst_s8w_scatter(int8_t *p, th_u32x4 off, th_s32x4 v) {
         p[off.v[i]] = (int8_t)v.v[i];
     }
 }
+typedef struct { int16_t v[8]; } th_s16x8;
+static inline th_s16x8 th_vld_s8h(const int8_t *p) {
+    th_s16x8 r;
+    for (int i = 0; i < 8; ++i) {
+        r.v[i] = p[i];
+    }
+    return r;
+}
+/* VMULLB/VMULLT.S16: the even (bottom) or odd (top) lanes' full 32-bit products. */
+static inline th_s32x4 th_vmullb(th_s16x8 a, th_s16x8 b) {
+    th_s32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (int32_t)a.v[2 * i] * b.v[2 * i];
+    }
+    return r;
+}
+static inline th_s32x4 th_vmullt(th_s16x8 a, th_s16x8 b) {
+    th_s32x4 r;
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = (int32_t)a.v[2 * i + 1] * b.v[2 * i + 1];
+    }
+    return r;
+}
+static inline void th_vld2_s32(const int32_t *p, th_s32x4 *even, th_s32x4 *odd) {
+    for (int i = 0; i < 4; ++i) {
+        even->v[i] = p[2 * i];
+        odd->v[i] = p[2 * i + 1];
+    }
+}
+/* VMOVNB/VMOVNT.I32 keep each lane's low 16 bits, VSTRB.16 their low bytes. */
+static inline void th_vst_s8_eo(int8_t *p, th_s32x4 even, th_s32x4 odd) {
+    for (int i = 0; i < 4; ++i) {
+        p[2 * i] = (int8_t)even.v[i];
+        p[2 * i + 1] = (int8_t)odd.v[i];
+    }
+}
 #endif
 
 /*
@@ -286,6 +341,18 @@ static inline th_s32x4 th_vrequant_v(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift
     /* -1 in lanes with x < 0 and a right shift: right >> 31 is -1 where right < 0. */
     x = th_vqadd(x, th_vand(th_vshr31(x), th_vshr31(right)));
     x = th_vadd(th_vrshl(x, right), out_off);
+    return th_vmin(th_vmax(x, act_min), act_max);
+}
+
+/* th_vrequant_v when every lane's shift is a right shift by 1..31 (requant.py
+ * right_shifts_only): no left shift, and the -1 for negative lanes needs no
+ * mask. 7 instructions instead of 10. VQRDMULH never returns INT32_MIN for a
+ * multiplier below 2^31, so the plain add cannot wrap. */
+static inline th_s32x4 th_vrequant_fast_v(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, th_s32x4 out_off,
+                                          th_s32x4 act_min, th_s32x4 act_max) {
+    th_s32x4 x = th_vqrdmulh(acc, mult);
+    x = th_vadd(x, th_vshr31(x));
+    x = th_vadd(th_vrshl(x, shift), out_off);
     return th_vmin(th_vmax(x, act_min), act_max);
 }
 

@@ -9,10 +9,26 @@
  * sum w * (x + input_offset) + bias, modulo 2^32 as TFLM's accumulator). A
  * padding tap reads the input zero point, whose product then cancels its part
  * of the folded bias: TFLM skips such a tap, which is the same sum.
- * Requantization is th_vrequant (th_mve.h): TFLM's arithmetic on four lanes.
+ * Requantization is th_vrequant (th_mve.h): TFLM's arithmetic on four lanes,
+ * or th_vrequant_fast_v when the layer's requant_mode says every shift is a
+ * right shift (CONV_2D, DEPTHWISE_CONV_2D).
  */
 #include "th_mve.h"
 #include "th_mve_s8.h"
+
+/* th_conv_params.requant_mode of a Helium CONV_2D or DEPTHWISE_CONV_2D layer: 0
+ * (requant.EXACT), the general sequence; otherwise every shift is a right
+ * shift by 1..31 and th_vrequant_fast_v gives the same integers
+ * (requant.right_shifts_only). */
+#define TH_MVE_RQ_EXACT 0
+
+/* Requantize with th_vrequant_fast_v or th_vrequant_v by the layer's mode. */
+static inline th_s32x4 th_vrequant_mode(int32_t mode, th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, th_s32x4 off,
+                                        th_s32x4 lo, th_s32x4 hi) {
+    return mode != TH_MVE_RQ_EXACT ? th_vrequant_fast_v(acc, mult, shift, off, lo, hi)
+                                   : th_vrequant_v(acc, mult, shift, off, lo, hi);
+}
+
 
 /* Four accumulators as one vector. */
 static inline th_s32x4 th_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3) {
@@ -237,14 +253,22 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
                 const int32_t *a = acc + i * TH_CONV_MVE_CHUNK;
                 int8_t *o = out + i * out_c + oc0;
                 int32_t c = 0;
-                for (; c + 4 <= nc; c += 4) {
-                    th_vst_s8w(o + c, th_vrequant_v(th_vld_s32(a + c), th_vld_s32(mult + c), th_vld_s32(shift + c),
-                                                    off_v, lo_v, hi_v));
+                if (p->requant_mode != TH_MVE_RQ_EXACT) {
+                    for (; c + 4 <= nc; c += 4) {
+                        th_vst_s8w(o + c, th_vrequant_fast_v(th_vld_s32(a + c), th_vld_s32(mult + c),
+                                                             th_vld_s32(shift + c), off_v, lo_v, hi_v));
+                    }
+                } else {
+                    for (; c + 4 <= nc; c += 4) {
+                        th_vst_s8w(o + c, th_vrequant_v(th_vld_s32(a + c), th_vld_s32(mult + c),
+                                                        th_vld_s32(shift + c), off_v, lo_v, hi_v));
+                    }
                 }
                 if (c < nc) {
                     const th_pred m = th_vctp32((uint32_t)(nc - c));
-                    th_vst_s8w_p(o + c, th_vrequant_v(th_vld_s32_z(a + c, m), th_vld_s32_z(mult + c, m),
-                                                      th_vld_s32_z(shift + c, m), off_v, lo_v, hi_v), m);
+                    th_vst_s8w_p(o + c, th_vrequant_mode(p->requant_mode, th_vld_s32_z(a + c, m),
+                                                         th_vld_s32_z(mult + c, m), th_vld_s32_z(shift + c, m),
+                                                         off_v, lo_v, hi_v), m);
                 }
             }
         }
@@ -256,93 +280,99 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
 
 #define TH_DW_MVE_MAX_TAPS 32
 
+
 /* Output channels [c, c + 4 * nv) of one pixel (nv = 1, 2 or 4 vectors of four
- * int32 lanes; `m` predicates the last vector when channels run out). */
+ * int32 lanes; `m` predicates the last vector when channels run out). Blocks of
+ * eight channels take int16 lanes as th_dw_pair does. */
 static inline __attribute__((always_inline)) void th_dw_block(
     const th_conv_params *p, const int8_t *const *tap, int32_t taps, const int8_t *filter, const int32_t *bias_eff,
     int8_t *out, int32_t c, int32_t nv, th_pred m) {
     const int32_t ch = p->in_c;
-    th_s32x4 a0 = th_vld_s32_z(bias_eff + c, nv == 1 ? m : 0xFFFFu);
-    th_s32x4 a1 = th_vdup(0), a2 = th_vdup(0), a3 = th_vdup(0);
-    if (nv > 1) {
-        a1 = th_vld_s32(bias_eff + c + 4);
-    }
-    if (nv > 2) {
-        a2 = th_vld_s32(bias_eff + c + 8);
-        a3 = th_vld_s32(bias_eff + c + 12);
-    }
+    const int32_t mode = p->requant_mode;
+    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
     const int8_t *w = filter + c;
-    for (int32_t i = 0; i < taps; ++i, w += ch) {
-        const int8_t *x = tap[i] + c;
-        if (nv == 1) {
-            a0 = th_vadd(a0, th_vmul(th_vld_s8w_z(x, m), th_vld_s8w_z(w, m)));
-            continue;
-        }
-        a0 = th_vadd(a0, th_vmul(th_vld_s8w(x), th_vld_s8w(w)));
-        a1 = th_vadd(a1, th_vmul(th_vld_s8w(x + 4), th_vld_s8w(w + 4)));
-        if (nv > 2) {
-            a2 = th_vadd(a2, th_vmul(th_vld_s8w(x + 8), th_vld_s8w(w + 8)));
-            a3 = th_vadd(a3, th_vmul(th_vld_s8w(x + 12), th_vld_s8w(w + 12)));
-        }
-    }
-    const int32_t oo = p->output_offset, lo = p->act_min, hi = p->act_max;
     if (nv == 1) {
-        th_vst_s8w_p(out + c, th_vrequant(a0, th_vld_s32_z(p->mult + c, m), th_vld_s32_z(p->shift + c, m), oo, lo,
-                                          hi), m);
+        th_s32x4 a0 = th_vld_s32_z(bias_eff + c, m);
+        for (int32_t i = 0; i < taps; ++i, w += ch) {
+            a0 = th_vadd(a0, th_vmul(th_vld_s8w_z(tap[i] + c, m), th_vld_s8w_z(w, m)));
+        }
+        th_vst_s8w_p(out + c, th_vrequant_mode(mode, a0, th_vld_s32_z(p->mult + c, m), th_vld_s32_z(p->shift + c, m),
+                                               off, lo, hi), m);
         return;
     }
-    th_vst_s8w(out + c, th_vrequant(a0, th_vld_s32(p->mult + c), th_vld_s32(p->shift + c), oo, lo, hi));
-    th_vst_s8w(out + c + 4, th_vrequant(a1, th_vld_s32(p->mult + c + 4), th_vld_s32(p->shift + c + 4), oo, lo, hi));
+    th_s32x4 e0, o0, e1 = th_vdup(0), o1 = th_vdup(0), mue, muo, she, sho;
+    th_vld2_s32(bias_eff + c, &e0, &o0);
     if (nv > 2) {
-        th_vst_s8w(out + c + 8, th_vrequant(a2, th_vld_s32(p->mult + c + 8), th_vld_s32(p->shift + c + 8), oo, lo,
-                                            hi));
-        th_vst_s8w(out + c + 12, th_vrequant(a3, th_vld_s32(p->mult + c + 12), th_vld_s32(p->shift + c + 12), oo,
-                                             lo, hi));
+        th_vld2_s32(bias_eff + c + 8, &e1, &o1);
+    }
+    for (int32_t i = 0; i < taps; ++i, w += ch) {
+        const int8_t *x = tap[i] + c;
+        const th_s16x8 w0 = th_vld_s8h(w), x0 = th_vld_s8h(x);
+        e0 = th_vadd(e0, th_vmullb(x0, w0));
+        o0 = th_vadd(o0, th_vmullt(x0, w0));
+        if (nv > 2) {
+            const th_s16x8 w1 = th_vld_s8h(w + 8), x1 = th_vld_s8h(x + 8);
+            e1 = th_vadd(e1, th_vmullb(x1, w1));
+            o1 = th_vadd(o1, th_vmullt(x1, w1));
+        }
+    }
+    th_vld2_s32(p->mult + c, &mue, &muo);
+    th_vld2_s32(p->shift + c, &she, &sho);
+    th_vst_s8_eo(out + c, th_vrequant_mode(mode, e0, mue, she, off, lo, hi),
+                 th_vrequant_mode(mode, o0, muo, sho, off, lo, hi));
+    if (nv > 2) {
+        th_vld2_s32(p->mult + c + 8, &mue, &muo);
+        th_vld2_s32(p->shift + c + 8, &she, &sho);
+        th_vst_s8_eo(out + c + 8, th_vrequant_mode(mode, e1, mue, she, off, lo, hi),
+                     th_vrequant_mode(mode, o1, muo, sho, off, lo, hi));
     }
 }
 
 /* Two output pixels (taps ta[] and tb[]), channels [c, c + 4 * nv) (nv = 1 or 2;
  * `m` predicates the vector when nv is 1): each weight vector loaded once feeds
- * both pixels, 16 instructions per 32 MACs. */
+ * both pixels. */
 static inline __attribute__((always_inline)) void th_dw_pair(
     const th_conv_params *p, const int8_t *const *ta, const int8_t *const *tb, int32_t taps, const int8_t *filter,
     const int32_t *bias_eff, int8_t *out0, int8_t *out1, int32_t c, int32_t nv, th_pred m) {
     const int32_t ch = p->in_c;
-    const th_pred m0 = nv == 1 ? m : (th_pred)0xFFFFu;
-    th_s32x4 a00 = th_vld_s32_z(bias_eff + c, m0), a10 = a00;
-    th_s32x4 a01 = th_vdup(0), a11 = a01;
-    if (nv > 1) {
-        a01 = th_vld_s32(bias_eff + c + 4);
-        a11 = a01;
-    }
     const int8_t *w = filter + c;
-    if (nv > 1) {
-        for (int32_t i = 0; i < taps; ++i, w += ch) {
-            const int8_t *x = ta[i] + c;
-            const int8_t *y = tb[i] + c;
-            const th_s32x4 w0 = th_vld_s8w(w);
-            a00 = th_vadd(a00, th_vmul(th_vld_s8w(x), w0));
-            a10 = th_vadd(a10, th_vmul(th_vld_s8w(y), w0));
-            const th_s32x4 w1 = th_vld_s8w(w + 4);
-            a01 = th_vadd(a01, th_vmul(th_vld_s8w(x + 4), w1));
-            a11 = th_vadd(a11, th_vmul(th_vld_s8w(y + 4), w1));
-        }
-    } else {
-        for (int32_t i = 0; i < taps; ++i, w += ch) {
-            const th_s32x4 w0 = th_vld_s8w_z(w, m0);
-            a00 = th_vadd(a00, th_vmul(th_vld_s8w_z(ta[i] + c, m0), w0));
-            a10 = th_vadd(a10, th_vmul(th_vld_s8w_z(tb[i] + c, m0), w0));
-        }
-    }
     const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
-    const th_s32x4 mu0 = th_vld_s32_z(p->mult + c, m0), sh0 = th_vld_s32_z(p->shift + c, m0);
-    th_vst_s8w_p(out0 + c, th_vrequant_v(a00, mu0, sh0, off, lo, hi), m0);
-    th_vst_s8w_p(out1 + c, th_vrequant_v(a10, mu0, sh0, off, lo, hi), m0);
     if (nv > 1) {
-        const th_s32x4 mu1 = th_vld_s32(p->mult + c + 4), sh1 = th_vld_s32(p->shift + c + 4);
-        th_vst_s8w(out0 + c + 4, th_vrequant_v(a01, mu1, sh1, off, lo, hi));
-        th_vst_s8w(out1 + c + 4, th_vrequant_v(a11, mu1, sh1, off, lo, hi));
+        /* Eight channels as int16 lanes: VMULLB/VMULLT multiply the even and
+         * the odd channels to 32 bits, so a tap is three loads, four
+         * multiplies and four adds for 32 MACs (int32 lanes: six loads, 21
+         * instructions a tap in all, now 15). The accumulators, multipliers
+         * and shifts are in even/odd order (VLD2); the stores interleave. */
+        th_s32x4 ae, ao, mue, muo, she, sho;
+        th_vld2_s32(bias_eff + c, &ae, &ao);
+        th_s32x4 be = ae, bo = ao;
+        for (int32_t i = 0; i < taps; ++i, w += ch) {
+            const th_s16x8 wv = th_vld_s8h(w);
+            const th_s16x8 xv = th_vld_s8h(ta[i] + c);
+            const th_s16x8 yv = th_vld_s8h(tb[i] + c);
+            ae = th_vadd(ae, th_vmullb(xv, wv));
+            ao = th_vadd(ao, th_vmullt(xv, wv));
+            be = th_vadd(be, th_vmullb(yv, wv));
+            bo = th_vadd(bo, th_vmullt(yv, wv));
+        }
+        th_vld2_s32(p->mult + c, &mue, &muo);
+        th_vld2_s32(p->shift + c, &she, &sho);
+        const int32_t mode = p->requant_mode;
+        th_vst_s8_eo(out0 + c, th_vrequant_mode(mode, ae, mue, she, off, lo, hi),
+                     th_vrequant_mode(mode, ao, muo, sho, off, lo, hi));
+        th_vst_s8_eo(out1 + c, th_vrequant_mode(mode, be, mue, she, off, lo, hi),
+                     th_vrequant_mode(mode, bo, muo, sho, off, lo, hi));
+        return;
     }
+    th_s32x4 a0 = th_vld_s32_z(bias_eff + c, m), a1 = a0;
+    for (int32_t i = 0; i < taps; ++i, w += ch) {
+        const th_s32x4 w0 = th_vld_s8w_z(w, m);
+        a0 = th_vadd(a0, th_vmul(th_vld_s8w_z(ta[i] + c, m), w0));
+        a1 = th_vadd(a1, th_vmul(th_vld_s8w_z(tb[i] + c, m), w0));
+    }
+    const th_s32x4 mu = th_vld_s32_z(p->mult + c, m), sh = th_vld_s32_z(p->shift + c, m);
+    th_vst_s8w_p(out0 + c, th_vrequant_mode(p->requant_mode, a0, mu, sh, off, lo, hi), m);
+    th_vst_s8w_p(out1 + c, th_vrequant_mode(p->requant_mode, a1, mu, sh, off, lo, hi), m);
 }
 
 /* Output pixel (oy, ox)'s tap pointers: interior pixels from the per-layer offsets,

@@ -37,6 +37,12 @@ def mode(rows: np.ndarray, bias: np.ndarray | None, input_offset: int, shifts: S
     return FAST_SAT8 if (act_min, act_max) == (-128, 127) else FAST
 
 
+def right_shifts_only(shifts: Sequence[int]) -> int:
+    """The mode of a Helium depthwise layer (th_mve_s8.c): FAST when every shift is a
+    right shift by 1..31 (VQRDMULH takes any accumulator), else EXACT."""
+    return FAST if all(-31 <= int(s) <= -1 for s in shifts) else EXACT
+
+
 INT32_MIN = -(2**31)
 
 

@@ -207,6 +207,8 @@ def _conv_mve(ctx: LowerContext, fields: dict[str, int | str], inp: Tensor, filt
     assert filt.data is not None
     rows = np.asarray(filt.data).reshape(int(fields["out_c"]), -1)
     bname = _mve_bias(ctx, rows, bias, int(fields["input_offset"]))
+    fields["requant_mode"] = requant.right_shifts_only(
+        quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))[1])
     ctx.decls.append(scratch.scratch_decl(ctx.model, ctx.isa))
     ctx.include("th_mve_s8.h")
     p = ctx.params("th_conv_params", fields)
@@ -292,6 +294,8 @@ def _depthwise_mve(ctx: LowerContext, fields: dict[str, int | str],
     c = int(fields["in_c"])
     bname = _mve_bias(ctx, fdata.reshape(-1, c).T, bias, int(fields["input_offset"]))
     zp = ctx.array("zp_row", "int8_t", [-int(fields["input_offset"])] * c)
+    fields["requant_mode"] = requant.right_shifts_only(
+        quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))[1])
     ctx.include("th_mve_s8.h")
     p = ctx.params("th_conv_params", fields)
     return (f"th_depthwise_conv2d_s8_mve({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "

@@ -99,6 +99,12 @@ int main(void) {
         int8_t st[8];
         th_vst_s8_eo(st, e, o);
         for (int i = 0; i < 8; ++i) bad += st[i] != i;
+        /* VQMOVN saturates: int32 -> int16 -> int8 in channel order. */
+        const int32_t big[8] = {INT32_MIN, INT32_MAX, -129, 128, -128, 127, 70000, -70000};
+        th_vld2_s32(big, &e, &o);
+        th_vst_s8_eo_sat(st, e, o);
+        const int8_t sat[8] = {-128, 127, -128, 127, -128, 127, 127, -128};
+        for (int i = 0; i < 8; ++i) bad += st[i] != sat[i];
     }
     printf("checked %ld bad %ld\n", checked, bad);
     return bad != 0;
@@ -173,13 +179,15 @@ def test_helium_kernels_under_qemu_cortex_m55(bench: str) -> None:
 # Helium CONV_2D / DEPTHWISE_CONV_2D shapes: channel counts that leave 8-channel int16
 # blocks, 16-channel odd-pixel blocks and predicated 4-lane tails; odd output widths
 # (a last pixel alone), strides, padding; gain0 gives channel 0 a left shift, so the
-# layer takes the general requantization instead of th_vrequant_fast_v.
+# layer takes the general requantization instead of th_vrequant_fast_v; with RELU6
+# the depthwise clamp is not the int8 range the narrowing stores saturate to.
 HELIUM_LAYERS = [
     dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 7, 9, 4)),
     dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 6, 7, 12), stride=(2, 2)),
     dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 5, 5, 24), padding="VALID"),
     dict(op="DEPTHWISE_CONV_2D", in_shape=(2, 5, 7, 40)),
     dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 5, 7, 24), gain0=2000.0),
+    dict(op="DEPTHWISE_CONV_2D", in_shape=(1, 5, 7, 24), act="RELU6"),
     dict(op="CONV_2D", in_shape=(1, 6, 5, 8), out_c=13),
     dict(op="CONV_2D", in_shape=(1, 6, 5, 8), out_c=13, gain0=2000.0),
 ]
@@ -198,9 +206,12 @@ def _helium_layer(tmp_path: Path, case: int) -> tuple[Path, int]:
 @pytest.mark.parametrize("case", range(len(HELIUM_LAYERS)))
 def test_helium_layers_on_the_host(tmp_path: Path, case: int) -> None:
     """Each shape through the emulated Helium kernels equals the interpreter; the
-    requantization is the fast form exactly when every shift is a right shift."""
+    requantization is the fast form exactly when every shift is a right shift, and a
+    depthwise layer clamping to the int8 range saturates as it stores."""
     path, mode = _helium_layer(tmp_path, case)
-    assert mode == (0 if "gain0" in HELIUM_LAYERS[case] else 1)
+    spec = HELIUM_LAYERS[case]
+    sat8 = spec["op"] == "DEPTHWISE_CONV_2D" and "act" not in spec
+    assert mode == (0 if "gain0" in spec else 2 if sat8 else 1)
     model = load_model(path)
     result = check_model(model, random_samples(model, 6, seed=case), isa="mve")
     assert result.ok, result

@@ -14,7 +14,8 @@
  * VSTRB.32 (predicated) and its scatter form with a vector of byte offsets,
  * VDUP.8 and VSTRB.8 (predicated), VLDRW.S32 gather with shifted offsets,
  * VLDRB.S16, VMULLB.S16 and VMULLT.S16 (int), VLD20/VLD21.32, VMOVNB.I32,
- * VMOVNT.I32 and VSTRB.16.
+ * VMOVNT.I32, VQMOVNB.S32, VQMOVNT.S32, VQMOVNB.S16, VADD.I32 (scalar) and
+ * VSTRB.16.
  */
 #ifndef TH_MVE_H
 #define TH_MVE_H
@@ -78,6 +79,13 @@ static inline void th_vld2_s32(const int32_t *p, th_s32x4 *even, th_s32x4 *odd) 
 static inline void th_vst_s8_eo(int8_t *p, th_s32x4 even, th_s32x4 odd) {
     vstrbq_s16(p, vmovntq_s32(vmovnbq_s32(vuninitializedq_s16(), even), odd));
 }
+/* The same, each lane saturated to int8 on the way (VQMOVNB/VQMOVNT.S32 to int16,
+ * VQMOVNB.S16 to the low byte of each halfword, VSTRB.16): the int8 clamp for free. */
+static inline void th_vst_s8_eo_sat(int8_t *p, th_s32x4 even, th_s32x4 odd) {
+    const int16x8_t h = vqmovntq_s32(vqmovnbq_s32(vuninitializedq_s16(), even), odd);
+    vstrbq_s16(p, vreinterpretq_s16_s8(vqmovnbq_s16(vuninitializedq_s8(), h)));
+}
+#define th_vadd_n(a, x) vaddq_n_s32((a), (x))
 
 #else /* the exact emulation */
 #define TH_MVE_NATIVE 0
@@ -321,6 +329,23 @@ static inline void th_vst_s8_eo(int8_t *p, th_s32x4 even, th_s32x4 odd) {
         p[2 * i + 1] = (int8_t)odd.v[i];
     }
 }
+/* VQMOVN saturates to the narrower type: to int16, then to int8. */
+static inline int8_t th_sat8_via16(int32_t x) {
+    const int32_t h = x < -32768 ? -32768 : (x > 32767 ? 32767 : x);
+    return (int8_t)(h < -128 ? -128 : (h > 127 ? 127 : h));
+}
+static inline void th_vst_s8_eo_sat(int8_t *p, th_s32x4 even, th_s32x4 odd) {
+    for (int i = 0; i < 4; ++i) {
+        p[2 * i] = th_sat8_via16(even.v[i]);
+        p[2 * i + 1] = th_sat8_via16(odd.v[i]);
+    }
+}
+static inline th_s32x4 th_vadd_n(th_s32x4 a, int32_t x) {
+    for (int i = 0; i < 4; ++i) {
+        a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)x);
+    }
+    return a;
+}
 #endif
 
 /*
@@ -354,6 +379,14 @@ static inline th_s32x4 th_vrequant_fast_v(th_s32x4 acc, th_s32x4 mult, th_s32x4 
     x = th_vadd(x, th_vshr31(x));
     x = th_vadd(th_vrshl(x, shift), out_off);
     return th_vmin(th_vmax(x, act_min), act_max);
+}
+
+/* th_vrequant_fast_v without the clamp (the caller saturates to int8 as it
+ * stores: th_vst_s8_eo_sat), the offset a scalar. */
+static inline th_s32x4 th_vrequant_fast_noclamp(th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, int32_t out_off) {
+    th_s32x4 x = th_vqrdmulh(acc, mult);
+    x = th_vadd(x, th_vshr31(x));
+    return th_vadd_n(th_vrshl(x, shift), out_off);
 }
 
 /* th_vrequant_v with the offset and the clamp as scalars. */

@@ -21,6 +21,25 @@
  * shift by 1..31 and th_vrequant_fast_v gives the same integers
  * (requant.right_shifts_only). */
 #define TH_MVE_RQ_EXACT 0
+#define TH_MVE_RQ_FAST_SAT8 2 /* the fast form, and the clamp is the int8 range */
+
+/* Requantize eight channels of one pixel held as even and odd lanes and store them
+ * in channel order: with TH_MVE_RQ_FAST_SAT8 the clamp is the narrowing store's
+ * saturation (fewer instructions, and no clamp vectors to keep in registers). */
+static inline void th_vrequant_eo_store(int32_t mode, int8_t *out, th_s32x4 ae, th_s32x4 ao, th_s32x4 mue,
+                                        th_s32x4 muo, th_s32x4 she, th_s32x4 sho, const th_conv_params *p) {
+    if (mode == TH_MVE_RQ_FAST_SAT8) {
+        th_vst_s8_eo_sat(out, th_vrequant_fast_noclamp(ae, mue, she, p->output_offset),
+                         th_vrequant_fast_noclamp(ao, muo, sho, p->output_offset));
+        return;
+    }
+    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
+    if (mode != TH_MVE_RQ_EXACT) {
+        th_vst_s8_eo(out, th_vrequant_fast_v(ae, mue, she, off, lo, hi), th_vrequant_fast_v(ao, muo, sho, off, lo, hi));
+    } else {
+        th_vst_s8_eo(out, th_vrequant_v(ae, mue, she, off, lo, hi), th_vrequant_v(ao, muo, sho, off, lo, hi));
+    }
+}
 
 /* Requantize with th_vrequant_fast_v or th_vrequant_v by the layer's mode. */
 static inline th_s32x4 th_vrequant_mode(int32_t mode, th_s32x4 acc, th_s32x4 mult, th_s32x4 shift, th_s32x4 off,
@@ -289,9 +308,9 @@ static inline __attribute__((always_inline)) void th_dw_block(
     int8_t *out, int32_t c, int32_t nv, th_pred m) {
     const int32_t ch = p->in_c;
     const int32_t mode = p->requant_mode;
-    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
     const int8_t *w = filter + c;
     if (nv == 1) {
+        const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
         th_s32x4 a0 = th_vld_s32_z(bias_eff + c, m);
         for (int32_t i = 0; i < taps; ++i, w += ch) {
             a0 = th_vadd(a0, th_vmul(th_vld_s8w_z(tap[i] + c, m), th_vld_s8w_z(w, m)));
@@ -318,13 +337,11 @@ static inline __attribute__((always_inline)) void th_dw_block(
     }
     th_vld2_s32(p->mult + c, &mue, &muo);
     th_vld2_s32(p->shift + c, &she, &sho);
-    th_vst_s8_eo(out + c, th_vrequant_mode(mode, e0, mue, she, off, lo, hi),
-                 th_vrequant_mode(mode, o0, muo, sho, off, lo, hi));
+    th_vrequant_eo_store(mode, out + c, e0, o0, mue, muo, she, sho, p);
     if (nv > 2) {
         th_vld2_s32(p->mult + c + 8, &mue, &muo);
         th_vld2_s32(p->shift + c + 8, &she, &sho);
-        th_vst_s8_eo(out + c + 8, th_vrequant_mode(mode, e1, mue, she, off, lo, hi),
-                     th_vrequant_mode(mode, o1, muo, sho, off, lo, hi));
+        th_vrequant_eo_store(mode, out + c + 8, e1, o1, mue, muo, she, sho, p);
     }
 }
 
@@ -336,7 +353,6 @@ static inline __attribute__((always_inline)) void th_dw_pair(
     const int32_t *bias_eff, int8_t *out0, int8_t *out1, int32_t c, int32_t nv, th_pred m) {
     const int32_t ch = p->in_c;
     const int8_t *w = filter + c;
-    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
     if (nv > 1) {
         /* Eight channels as int16 lanes: VMULLB/VMULLT multiply the even and
          * the odd channels to 32 bits, so a tap is three loads, four
@@ -357,13 +373,11 @@ static inline __attribute__((always_inline)) void th_dw_pair(
         }
         th_vld2_s32(p->mult + c, &mue, &muo);
         th_vld2_s32(p->shift + c, &she, &sho);
-        const int32_t mode = p->requant_mode;
-        th_vst_s8_eo(out0 + c, th_vrequant_mode(mode, ae, mue, she, off, lo, hi),
-                     th_vrequant_mode(mode, ao, muo, sho, off, lo, hi));
-        th_vst_s8_eo(out1 + c, th_vrequant_mode(mode, be, mue, she, off, lo, hi),
-                     th_vrequant_mode(mode, bo, muo, sho, off, lo, hi));
+        th_vrequant_eo_store(p->requant_mode, out0 + c, ae, ao, mue, muo, she, sho, p);
+        th_vrequant_eo_store(p->requant_mode, out1 + c, be, bo, mue, muo, she, sho, p);
         return;
     }
+    const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
     th_s32x4 a0 = th_vld_s32_z(bias_eff + c, m), a1 = a0;
     for (int32_t i = 0; i < taps; ++i, w += ch) {
         const th_s32x4 w0 = th_vld_s8w_z(w, m);

@@ -294,8 +294,10 @@ def _depthwise_mve(ctx: LowerContext, fields: dict[str, int | str],
     c = int(fields["in_c"])
     bname = _mve_bias(ctx, fdata.reshape(-1, c).T, bias, int(fields["input_offset"]))
     zp = ctx.array("zp_row", "int8_t", [-int(fields["input_offset"])] * c)
-    fields["requant_mode"] = requant.right_shifts_only(
-        quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))[1])
+    mode = requant.right_shifts_only(quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))[1])
+    if mode == requant.FAST and (fields["act_min"], fields["act_max"]) == (-128, 127):
+        mode = requant.FAST_SAT8  # the clamp is the narrowing store's saturation
+    fields["requant_mode"] = mode
     ctx.include("th_mve_s8.h")
     p = ctx.params("th_conv_params", fields)
     return (f"th_depthwise_conv2d_s8_mve({p}, {ctx.ptr(inp, const=True)}, {ctx.ptr(filt, const=True)}, "

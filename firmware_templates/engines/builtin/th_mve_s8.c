@@ -266,28 +266,36 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
         for (int32_t oc0 = 0; oc0 < out_c; oc0 += TH_CONV_MVE_CHUNK) {
             const int32_t nc = TH_MIN(TH_CONV_MVE_CHUNK, out_c - oc0);
             th_conv_mve_dots(filter + oc0 * k, k, c0, c1, c2, c3, bias_eff + oc0, nc, acc);
-            /* Four channels of one pixel per vector: contiguous outputs. */
+            /* Four channels of one pixel per vector (contiguous outputs); each
+             * channel group's multipliers and shifts are loaded once for the
+             * pixels. */
             const int32_t *mult = p->mult + oc0, *shift = p->shift + oc0;
-            for (int32_t i = 0; i < n; ++i) {
-                const int32_t *a = acc + i * TH_CONV_MVE_CHUNK;
-                int8_t *o = out + i * out_c + oc0;
-                int32_t c = 0;
-                if (p->requant_mode != TH_MVE_RQ_EXACT) {
-                    for (; c + 4 <= nc; c += 4) {
-                        th_vst_s8w(o + c, th_vrequant_fast_v(th_vld_s32(a + c), th_vld_s32(mult + c),
-                                                             th_vld_s32(shift + c), off_v, lo_v, hi_v));
-                    }
-                } else {
-                    for (; c + 4 <= nc; c += 4) {
-                        th_vst_s8w(o + c, th_vrequant_v(th_vld_s32(a + c), th_vld_s32(mult + c),
-                                                        th_vld_s32(shift + c), off_v, lo_v, hi_v));
+            int8_t *o = out + oc0;
+            int32_t c = 0;
+            if (p->requant_mode != TH_MVE_RQ_EXACT) {
+                for (; c + 4 <= nc; c += 4) {
+                    const th_s32x4 mu = th_vld_s32(mult + c), sh = th_vld_s32(shift + c);
+                    for (int32_t i = 0; i < n; ++i) {
+                        th_vst_s8w(o + i * out_c + c, th_vrequant_fast_v(th_vld_s32(acc + i * TH_CONV_MVE_CHUNK + c),
+                                                                         mu, sh, off_v, lo_v, hi_v));
                     }
                 }
-                if (c < nc) {
-                    const th_pred m = th_vctp32((uint32_t)(nc - c));
-                    th_vst_s8w_p(o + c, th_vrequant_mode(p->requant_mode, th_vld_s32_z(a + c, m),
-                                                         th_vld_s32_z(mult + c, m), th_vld_s32_z(shift + c, m),
-                                                         off_v, lo_v, hi_v), m);
+            } else {
+                for (; c + 4 <= nc; c += 4) {
+                    const th_s32x4 mu = th_vld_s32(mult + c), sh = th_vld_s32(shift + c);
+                    for (int32_t i = 0; i < n; ++i) {
+                        th_vst_s8w(o + i * out_c + c, th_vrequant_v(th_vld_s32(acc + i * TH_CONV_MVE_CHUNK + c),
+                                                                    mu, sh, off_v, lo_v, hi_v));
+                    }
+                }
+            }
+            if (c < nc) {
+                const th_pred m = th_vctp32((uint32_t)(nc - c));
+                const th_s32x4 mu = th_vld_s32_z(mult + c, m), sh = th_vld_s32_z(shift + c, m);
+                for (int32_t i = 0; i < n; ++i) {
+                    th_vst_s8w_p(o + i * out_c + c,
+                                 th_vrequant_mode(p->requant_mode, th_vld_s32_z(acc + i * TH_CONV_MVE_CHUNK + c, m),
+                                                  mu, sh, off_v, lo_v, hi_v), m);
                 }
             }
         }
@@ -305,9 +313,8 @@ th_status th_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const i
  * eight channels take int16 lanes as th_dw_pair does. */
 static inline __attribute__((always_inline)) void th_dw_block(
     const th_conv_params *p, const int8_t *const *tap, int32_t taps, const int8_t *filter, const int32_t *bias_eff,
-    int8_t *out, int32_t c, int32_t nv, th_pred m) {
+    int8_t *out, int32_t c, int32_t nv, th_pred m, const int32_t mode) {
     const int32_t ch = p->in_c;
-    const int32_t mode = p->requant_mode;
     const int8_t *w = filter + c;
     if (nv == 1) {
         const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
@@ -350,7 +357,7 @@ static inline __attribute__((always_inline)) void th_dw_block(
  * both pixels. */
 static inline __attribute__((always_inline)) void th_dw_pair(
     const th_conv_params *p, const int8_t *const *ta, const int8_t *const *tb, int32_t taps, const int8_t *filter,
-    const int32_t *bias_eff, int8_t *out0, int8_t *out1, int32_t c, int32_t nv, th_pred m) {
+    const int32_t *bias_eff, int8_t *out0, int8_t *out1, int32_t c, int32_t nv, th_pred m, const int32_t mode) {
     const int32_t ch = p->in_c;
     const int8_t *w = filter + c;
     if (nv > 1) {
@@ -373,8 +380,8 @@ static inline __attribute__((always_inline)) void th_dw_pair(
         }
         th_vld2_s32(p->mult + c, &mue, &muo);
         th_vld2_s32(p->shift + c, &she, &sho);
-        th_vrequant_eo_store(p->requant_mode, out0 + c, ae, ao, mue, muo, she, sho, p);
-        th_vrequant_eo_store(p->requant_mode, out1 + c, be, bo, mue, muo, she, sho, p);
+        th_vrequant_eo_store(mode, out0 + c, ae, ao, mue, muo, she, sho, p);
+        th_vrequant_eo_store(mode, out1 + c, be, bo, mue, muo, she, sho, p);
         return;
     }
     const th_s32x4 off = th_vdup(p->output_offset), lo = th_vdup(p->act_min), hi = th_vdup(p->act_max);
@@ -385,8 +392,8 @@ static inline __attribute__((always_inline)) void th_dw_pair(
         a1 = th_vadd(a1, th_vmul(th_vld_s8w_z(tb[i] + c, m), w0));
     }
     const th_s32x4 mu = th_vld_s32_z(p->mult + c, m), sh = th_vld_s32_z(p->shift + c, m);
-    th_vst_s8w_p(out0 + c, th_vrequant_mode(p->requant_mode, a0, mu, sh, off, lo, hi), m);
-    th_vst_s8w_p(out1 + c, th_vrequant_mode(p->requant_mode, a1, mu, sh, off, lo, hi), m);
+    th_vst_s8w_p(out0 + c, th_vrequant_mode(mode, a0, mu, sh, off, lo, hi), m);
+    th_vst_s8w_p(out1 + c, th_vrequant_mode(mode, a1, mu, sh, off, lo, hi), m);
 }
 
 /* Output pixel (oy, ox)'s tap pointers: interior pixels from the per-layer offsets,
@@ -417,8 +424,12 @@ static inline void th_dw_taps(const th_conv_params *p, const int8_t *in_b, const
 
 /* Depth multiplier 1, at most TH_DW_MVE_MAX_TAPS taps. zp_row holds in_c
  * bytes of the input zero point: the row a padding tap reads. */
-th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
-                                     const int32_t *bias_eff, int8_t *output, const int8_t *zp_row) {
+/* The layer with its requantization mode: a copy where it is the constant
+ * TH_MVE_RQ_FAST_SAT8 (the MLPerf Tiny layers'), whose blocks then carry no mode
+ * branches and hold no clamp vectors, and one for the others. */
+static inline __attribute__((always_inline)) th_status th_dw_mve_layer(
+    const th_conv_params *p, const int8_t *input, const int8_t *filter, const int32_t *bias_eff, int8_t *output,
+    const int8_t *zp_row, const int32_t mode) {
     const int32_t ch = p->in_c;
     const int32_t taps = p->k_h * p->k_w;
     const int8_t *tap[TH_DW_MVE_MAX_TAPS];
@@ -434,36 +445,54 @@ th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *inpu
     const int8_t *tap2[TH_DW_MVE_MAX_TAPS];
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * ch;
-        for (int32_t oy = 0; oy < p->out_h; ++oy) {
-            int8_t *out = output + (b * p->out_h + oy) * p->out_w * ch;
-            int32_t ox = 0;
-            for (; ox + 2 <= p->out_w; ox += 2, out += 2 * ch) { /* pixel pairs share the weight loads */
-                th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
-                th_dw_taps(p, in_b, tap_off, oy, ox + 1, zp_row, tap2);
-                int32_t c = 0;
-                for (; c + 8 <= ch; c += 8) {
-                    th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 2, 0xFFFFu);
-                }
-                for (; c < ch; c += 4) {
-                    th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 1,
-                               th_vctp32((uint32_t)(ch - c)));
-                }
+        /* Pixels two at a time in raster order (a row's odd last pixel pairs
+         * with the next row's first): each weight vector loaded feeds both. */
+        const int32_t plane = p->out_h * p->out_w;
+        int8_t *out = output + b * plane * ch;
+        int32_t oy = 0, ox = 0;
+        int32_t n = 0;
+        for (; n + 2 <= plane; n += 2, out += 2 * ch) {
+            th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
+            if (++ox == p->out_w) {
+                ox = 0;
+                ++oy;
             }
-            if (ox < p->out_w) { /* an odd last pixel */
-                th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
-                int32_t c = 0;
-                for (; c + 16 <= ch; c += 16) {
-                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 4, 0xFFFFu);
-                }
-                if (c + 8 <= ch) {
-                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 2, 0xFFFFu);
-                    c += 8;
-                }
-                for (; c < ch; c += 4) {
-                    th_dw_block(p, tap, taps, filter, bias_eff, out, c, 1, th_vctp32((uint32_t)(ch - c)));
-                }
+            th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap2);
+            if (++ox == p->out_w) {
+                ox = 0;
+                ++oy;
+            }
+            int32_t c = 0;
+            for (; c + 8 <= ch; c += 8) {
+                th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 2, 0xFFFFu, mode);
+            }
+            for (; c < ch; c += 4) {
+                th_dw_pair(p, tap, tap2, taps, filter, bias_eff, out, out + ch, c, 1,
+                           th_vctp32((uint32_t)(ch - c)), mode);
+            }
+        }
+        if (n < plane) { /* an odd last pixel */
+            th_dw_taps(p, in_b, tap_off, oy, ox, zp_row, tap);
+            int32_t c = 0;
+            for (; c + 16 <= ch; c += 16) {
+                th_dw_block(p, tap, taps, filter, bias_eff, out, c, 4, 0xFFFFu, mode);
+            }
+            if (c + 8 <= ch) {
+                th_dw_block(p, tap, taps, filter, bias_eff, out, c, 2, 0xFFFFu, mode);
+                c += 8;
+            }
+            for (; c < ch; c += 4) {
+                th_dw_block(p, tap, taps, filter, bias_eff, out, c, 1, th_vctp32((uint32_t)(ch - c)), mode);
             }
         }
     }
     return TH_OK;
+}
+
+th_status th_depthwise_conv2d_s8_mve(const th_conv_params *p, const int8_t *input, const int8_t *filter,
+                                     const int32_t *bias_eff, int8_t *output, const int8_t *zp_row) {
+    if (p->requant_mode == TH_MVE_RQ_FAST_SAT8) {
+        return th_dw_mve_layer(p, input, filter, bias_eff, output, zp_row, TH_MVE_RQ_FAST_SAT8);
+    }
+    return th_dw_mve_layer(p, input, filter, bias_eff, output, zp_row, p->requant_mode);
 }

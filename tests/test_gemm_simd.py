@@ -268,6 +268,14 @@ def test_few_channel_conv_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[
     _qemu_matches_tflm(conv_model("CONV_2D", **FEW_CHANNELS[1]), target_name, tmp_path)
 
 
+@pytest.mark.qemu
+def test_conv_without_bias_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str]) -> None:
+    """No bias tensor: the assembly pair loop reads a block of zeros instead; 21 output
+    channels are a block of 16, one of 4 and a last single channel."""
+    _qemu_matches_tflm(conv_model("CONV_2D", in_shape=(1, 6, 5, 8), out_c=21, bias="absent"), "cortex-m4",
+                       tmp_path)
+
+
 def _qemu_matches_tflm(raw: bytes, target_name: str, tmp_path: Path) -> None:
     from harness.build import build_firmware
     from harness.targets import find_target

@@ -233,19 +233,23 @@ static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const in
     int32_t acc[TH_CONV_SLOTS * TH_CONV_BLOCK];
     for (int32_t oc0 = 0; oc0 < paired; oc0 += TH_CONV_BLOCK) {
         const int32_t n = TH_MIN(TH_CONV_BLOCK, paired - oc0);
-        int32_t *a = acc;
-        for (int32_t oc = oc0; oc < oc0 + n; oc += 2) {
-            int32_t a00 = bias != 0 ? bias[oc] : 0;
-            int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
-            int32_t a01 = a00, a02 = a00, a11 = a10, a12 = a10;
-            const int16_t *x = col;
 #if TH_SIMD_DSP
-            /* Per group: one LDRD of the pair's weight words, four SXTB16, then
-             * per pixel one LDRD of its column words and four SMLADs: 20
-             * instructions per 24 MACs. Every register is taken, so the loop
-             * end is read from the stack. */
-            const int8_t *w_end = w + 2 * kp;
-            uint32_t xa, xb, w0, w1, t0, t1;
+        /* The block's channel pairs in one assembly loop. Per pair: the bias
+         * pair, copied to the three pixels' accumulators; then per group of
+         * four patch elements one LDRD of the pair's weight words, four
+         * SXTB16, and per pixel one LDRD of its column words and four SMLADs
+         * (20 instructions per 24 MACs); then the six sums stored as
+         * acc[channel][pixel]. Every register is taken, so the pointers the
+         * pair loop keeps (bias, accumulators, their ends) live on the stack. */
+        static const int32_t th_zero_bias[TH_CONV_BLOCK] = {0};
+        const int32_t *bp = bias != 0 ? bias + oc0 : th_zero_bias;
+        int32_t *ap = acc;
+        int32_t *const ap_end = acc + TH_CONV_SLOTS * n;
+        const int32_t wstep = 2 * kp;
+        const int8_t *w_end;
+        int32_t a00, a01, a02, a10, a11, a12;
+        const int16_t *x;
+        uint32_t xa, xb, w0, w1, t0, t1;
 #define TH_CONV_GROUP_ASM                                  \
     "ldrd %[w0], %[w1], [%[w]], #8\n\t"                    \
     "sxtb16 %[t0], %[w0]\n\t"                              \
@@ -267,20 +271,47 @@ static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const in
     "smlad %[a02], %[w0], %[xb], %[a02]\n\t"               \
     "smlad %[a12], %[t1], %[xa], %[a12]\n\t"               \
     "smlad %[a12], %[w1], %[xb], %[a12]\n\t"
-            __asm__ volatile(
-                "1:\n\t"
-                TH_CONV_GROUP_ASM
-                TH_CONV_GROUP_ASM
-                "ldr %[xa], %[w_end]\n\t"
-                "cmp %[w], %[xa]\n\t"
-                "bne 1b\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a02] "+r"(a02), [a10] "+r"(a10),
-                  [a11] "+r"(a11), [a12] "+r"(a12), [x] "+r"(x), [w] "+r"(w), [xa] "=&r"(xa),
-                  [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1)
-                : [w_end] "m"(w_end)
-                : "cc", "memory");
+        __asm__ volatile(
+            "2:\n\t"
+            "ldr %[t0], %[bp]\n\t"
+            "ldrd %[a00], %[a10], [%[t0]], #8\n\t"
+            "str %[t0], %[bp]\n\t"
+            "mov %[a01], %[a00]\n\t"
+            "mov %[a02], %[a00]\n\t"
+            "mov %[a11], %[a10]\n\t"
+            "mov %[a12], %[a10]\n\t"
+            "ldr %[x], %[col]\n\t"
+            "ldr %[t0], %[wstep]\n\t"
+            "add %[t0], %[w], %[t0]\n\t"
+            "str %[t0], %[w_end]\n\t"
+            "1:\n\t"
+            TH_CONV_GROUP_ASM
+            TH_CONV_GROUP_ASM
+            "ldr %[xa], %[w_end]\n\t"
+            "cmp %[w], %[xa]\n\t"
+            "bne 1b\n\t"
+            "ldr %[t0], %[ap]\n\t"
+            "strd %[a00], %[a01], [%[t0]], #8\n\t"
+            "strd %[a02], %[a10], [%[t0]], #8\n\t"
+            "strd %[a11], %[a12], [%[t0]], #8\n\t"
+            "str %[t0], %[ap]\n\t"
+            "ldr %[t1], %[ap_end]\n\t"
+            "cmp %[t0], %[t1]\n\t"
+            "bne 2b\n\t"
+            : [a00] "=&r"(a00), [a01] "=&r"(a01), [a02] "=&r"(a02), [a10] "=&r"(a10),
+              [a11] "=&r"(a11), [a12] "=&r"(a12), [x] "=&r"(x), [w] "+r"(w), [xa] "=&r"(xa),
+              [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1),
+              [bp] "+m"(bp), [ap] "+m"(ap), [w_end] "=m"(w_end)
+            : [col] "m"(col), [wstep] "m"(wstep), [ap_end] "m"(ap_end)
+            : "cc", "memory");
 #undef TH_CONV_GROUP_ASM
 #else
+        int32_t *a = acc;
+        for (int32_t oc = oc0; oc < oc0 + n; oc += 2) {
+            int32_t a00 = bias != 0 ? bias[oc] : 0;
+            int32_t a10 = bias != 0 ? bias[oc + 1] : 0;
+            int32_t a01 = a00, a02 = a00, a11 = a10, a12 = a10;
+            const int16_t *x = col;
             /* Without SIMD the same layout as plain multiply-adds (lane packing
              * in C costs more than it saves); each slot holds (x0, x2, x1, x3). */
             for (const int8_t *w_end = w + 2 * kp; w < w_end; w += 8) {
@@ -293,7 +324,6 @@ static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const in
                 }
                 x += TH_CONV_GROUP;
             }
-#endif
             a[0] = a00;
             a[1] = a01;
             a[2] = a02;
@@ -302,6 +332,7 @@ static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const in
             a[5] = a12;
             a += 2 * TH_CONV_SLOTS;
         }
+#endif
         th_conv_requant(p, acc, oc0, n, out);
     }
     if (out_c & 1) {

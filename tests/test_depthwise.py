@@ -128,8 +128,32 @@ def test_left_shift_scales_use_the_exact_requantization(tmp_path: Path) -> None:
     check_synthetic(raw, tmp_path)
 
 
+def _pairs_defined(raw: bytes, tmp_path: Path) -> list[str]:
+    path = tmp_path / "pairs.tflite"
+    path.write_bytes(raw)
+    src = generate(load_model(path)).sources["th_model.c"]
+    return [ln for ln in src.splitlines() if ln.startswith("TH_DW_PAIRS_DEFINE(")]
+
+
+def test_paired_rows_where_the_geometry_fits_immediates(tmp_path: Path) -> None:
+    """3x3 stride-1 layers with channels % 4 == 0 get a pairs function with their channel
+    count and window row stride (in_w + 2 pixels) compiled in; stride 2, 6 channels, or a
+    window row whose taps are out of LDR immediate reach (2 RS + 3 CH >= 4096) keep the
+    one-pixel paths, and every case equals TFLM."""
+    fits = _model(DW, in_shape=(1, 5, 9, 16))
+    assert _pairs_defined(fits, tmp_path) == ["TH_DW_PAIRS_DEFINE(th_op0_dwpairs, 16, 176, TH_RQ_FAST_SAT8)"]
+    relu = _model(DW, in_shape=(1, 5, 9, 16), act="RELU6")
+    assert [ln.split(", ")[-1] for ln in _pairs_defined(relu, tmp_path)] == ["TH_RQ_FAST)"]
+    too_wide = _model(DW, in_shape=(1, 4, 62, 32))  # RS = 64 * 32: the bottom taps are past 4095
+    for raw in (_model(DW, in_shape=(1, 9, 11, 8), stride=(2, 2)), _model(DW, in_shape=(1, 9, 11, 6)), too_wide):
+        assert _pairs_defined(raw, tmp_path) == []
+    for raw in (fits, relu, too_wide):
+        _check(raw, tmp_path)
+
+
 @pytest.mark.qemu
-@pytest.mark.parametrize("case", ["3x3-stride1", "3x3-full-range", "3x3-stride2-exact", "5x5-tail"])
+@pytest.mark.parametrize("case", ["3x3-stride1", "3x3-full-range", "3x3-stride2-exact", "5x5-tail",
+                                  "pairs-valid-odd-batches", "pairs-relu6-odd"])
 def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple[str, str],
                                                 case: str) -> None:
     """The SXTB16/SMLAxy/SMMULR code only runs on a DSP core: check it there."""
@@ -144,6 +168,10 @@ def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple
         "3x3-stride2-exact": lambda: _dw_model(channels=8, hw=(9, 10), stride=2, in_scale=0.3,
                                                w_scale=0.02, out_scale=0.01, wmax=1),
         "5x5-tail": lambda: _dw_model(channels=7, hw=(7, 6), kernel=5),
+        # The paired rows (th_dw_pairs.h): no padding columns, an odd width (a last
+        # pixel alone), two batches; then a clamp narrower than int8.
+        "pairs-valid-odd-batches": lambda: _model(DW, in_shape=(2, 6, 9, 16), padding="VALID"),
+        "pairs-relu6-odd": lambda: _model(DW, in_shape=(1, 7, 7, 24), act="RELU6"),
     }[case]()
     path = tmp_path / f"dw_{case}.tflite"
     path.write_bytes(raw)

@@ -19,9 +19,18 @@
  *   shift is in [-31, -1]): requantize with one rounding high multiply and a
  *   rounding shift instead of the general 64-bit sequence, same results.
  *
+ * - pairs (optional, 3x3, stride 1, dilation 1, channels % 4 == 0, fast
+ *   requantization, pad_w <= 1): the layer's th_dw_pairs.h function; each
+ *   output row's three input rows are then copied into win (3 rows of
+ *   in_w + 2 pixels, the outer columns and rows outside the image the input
+ *   zero point) and the row runs through it two pixels at a time.
+ *
  * Bit-exact with TFLM's DepthwiseConvPerChannel: the sums are the same
  * integers, re-associated. Shapes NHWC, geometry as th_conv_params. */
-typedef struct {
+typedef struct th_dw_params th_dw_params;
+typedef void (*th_dw_pairs_fn)(const th_dw_params *p, const int8_t *win, int32_t pairs, const int8_t *filter,
+                               int8_t *out);
+struct th_dw_params {
     int32_t batches;
     int32_t in_h, in_w;
     int32_t out_h, out_w;
@@ -37,7 +46,9 @@ typedef struct {
     const int32_t *bias; /* folded, one per channel */
     const int32_t *mult;
     const int32_t *shift; /* > 0 is a left shift (TFLM convention) */
-} th_dw_params;
+    th_dw_pairs_fn pairs; /* 0: none */
+    int8_t *win;          /* 3 * (in_w + 2) * channels bytes when pairs is set */
+};
 
 th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
                                      const int8_t *filter, int8_t *output);

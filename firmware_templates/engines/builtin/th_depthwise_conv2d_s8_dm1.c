@@ -279,6 +279,70 @@ TH_DW_LOOP static void th_dw_pixel(const th_dw_params *p, const int8_t *in_b,
     }
 }
 
+/* n bytes (a multiple of 4, both pointers word aligned) from src to dst, eight
+ * words per LDM/STM pair on Arm. */
+static void th_dw_copy_words(int8_t *dst, const int8_t *src, int32_t n) {
+#if defined(__ARM_ARCH) && !defined(__ARM_FEATURE_MVE)
+    if (n >= 32) {
+        const int8_t *end = src + (n & ~31);
+        __asm__ volatile(
+            "1:\n\t"
+            "ldmia %[s]!, {r3, r4, r5, r6}\n\t"
+            "stmia %[d]!, {r3, r4, r5, r6}\n\t"
+            "ldmia %[s]!, {r3, r4, r5, r6}\n\t"
+            "stmia %[d]!, {r3, r4, r5, r6}\n\t"
+            "cmp %[s], %[e]\n\t"
+            "bne 1b\n\t"
+            : [s] "+r"(src), [d] "+r"(dst)
+            : [e] "r"(end)
+            : "r3", "r4", "r5", "r6", "cc", "memory");
+        n &= 31;
+    }
+#endif
+    memcpy(dst, src, (size_t)n);
+}
+
+/* Stride 1, 3x3: each output row through the padded window, two pixels at a
+ * time (th_dw_pairs.h); an odd last pixel through the one-pixel run. */
+static void th_dw_rows_paired(const th_dw_params *p, const int8_t *input, const int8_t *filter,
+                              int8_t *output, int mode) {
+    const int32_t ch = p->channels;
+    const int32_t row = p->in_w * ch;
+    const int32_t wrow = row + 2 * ch;
+    const int zp = (int)(int8_t)(-p->input_offset);
+    int8_t *const win = p->win;
+    for (int32_t r = 0; r < 3; ++r) { /* the outer columns never change */
+        memset(win + r * wrow, zp, (size_t)ch);
+        memset(win + r * wrow + ch + row, zp, (size_t)ch);
+    }
+    const int8_t *x0 = win + (1 - p->pad_w) * ch; /* output column 0's window */
+    const int32_t pairs = p->out_w >> 1;
+    int8_t *out = output;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * row;
+        for (int32_t oy = 0; oy < p->out_h; ++oy, out += p->out_w * ch) {
+            for (int32_t r = 0; r < 3; ++r) {
+                const int32_t iy = oy - p->pad_h + r;
+                int8_t *dst = win + r * wrow + ch;
+                if (iy >= 0 && iy < p->in_h) {
+                    th_dw_copy_words(dst, in_b + iy * row, row);
+                } else {
+                    memset(dst, zp, (size_t)row);
+                }
+            }
+            p->pairs(p, x0, pairs, filter, out);
+            if (p->out_w & 1) {
+                const int32_t ox = p->out_w - 1;
+                if (mode == TH_DW_FAST_FULL) {
+                    th_dw_run_3x3_full(p, x0 + ox * ch, ch, 1, wrow, filter, out + ox * ch);
+                } else {
+                    th_dw_run_3x3_fast(p, x0 + ox * ch, ch, 1, wrow, filter, out + ox * ch);
+                }
+            }
+        }
+    }
+}
+
 th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
                                      const int8_t *filter, int8_t *output) {
     const int32_t ch = p->channels;
@@ -296,6 +360,14 @@ th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
 
     if (taps > TH_DW_MAX_TAPS) {
         return TH_ERROR;
+    }
+    if (p->pairs != 0) {
+        if (!unrolled || p->stride_h != 1 || p->stride_w != 1 || p->pad_w > 1 || p->win == 0 ||
+            ((uintptr_t)input & 3u) != 0 || ((uintptr_t)p->win & 3u) != 0) {
+            return TH_ERROR;
+        }
+        th_dw_rows_paired(p, input, filter, output, mode);
+        return TH_OK;
     }
     memset(zbuf, (int)(int8_t)(-p->input_offset), sizeof zbuf);
     for (int32_t ky = 0; ky < p->k_h; ++ky) {

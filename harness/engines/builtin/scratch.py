@@ -40,12 +40,39 @@ def fc_depth(depth: int) -> int:
     return (depth + 7) // 8 * 8
 
 
+def dw_window_bytes(in_w: int, channels: int) -> int:
+    """th_depthwise_conv2d_s8_dm1's padded window for its paired rows (th_dw_pairs.h):
+    3 rows of in_w + 2 pixels."""
+    return 3 * (in_w + 2) * channels
+
+
+def dw_pairs_shape_ok(k_h: int, k_w: int, stride: tuple[int, int], dilation: tuple[int, int], pad_w: int,
+                      in_w: int, channels: int) -> bool:
+    """Whether a depthwise layer's shape suits the paired rows: 3x3, stride 1, dilation 1,
+    channels % 4 == 0, pad_w <= 1, and every tap an LDR immediate (< 4096) from the
+    window's first byte."""
+    rs = (in_w + 2) * channels
+    return ((k_h, k_w) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and channels % 4 == 0
+            and pad_w <= 1 and 2 * rs + 3 * channels < 4096)
+
+
 def scratch_bytes(model: Model, isa: str = "") -> int:
     """Bytes the int8 CONV_2D kernels of ``model`` need at most (``isa`` "mve":
     th_conv2d_s8_mve's four int8 patches). FULLY_CONNECTED needs none: it widens
     its input group by group inside the block loop."""
     need = 0
     for op in model.operators:
+        if op.name == "DEPTHWISE_CONV_2D" and isa != "mve" and len(op.inputs) >= 2:
+            inp, filt = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+            if inp.dtype == "int8" and len(inp.shape) == 4 and len(filt.shape) == 4:
+                o = op.options
+                shape_ok = dw_pairs_shape_ok(
+                    filt.shape[1], filt.shape[2], (int(o.get("stride_h", 1)), int(o.get("stride_w", 1))),
+                    (int(o.get("dilation_h_factor", 1)), int(o.get("dilation_w_factor", 1))),
+                    1 if o.get("padding") == "SAME" else 0, inp.shape[2], inp.shape[3])
+                if shape_ok:
+                    need = max(need, dw_window_bytes(inp.shape[2], inp.shape[3]))
+            continue
         if op.name != "CONV_2D" or len(op.inputs) < 2:
             continue
         inp, filt = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]

@@ -323,6 +323,7 @@ def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
     w = depthwise_dm1_weights(fdata)
     fb = depthwise_folded_bias(fdata, bdata, int(fields["input_offset"]))
     _, shifts = quant.per_channel_multipliers(inp, filt, out, int(fields["out_c"]))
+    fast = depthwise_fast_requant(fdata, fb, shifts)
     wname, bname = f"th_w_{filt.index}_op{ctx.op.index}_dw", f"th_w_op{ctx.op.index}_dw_bias"
     ctx.weight_array(wname, "int8_t", w)
     ctx.weight_array(bname, "int32_t", fb)
@@ -336,11 +337,25 @@ def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
         "output_offset": fields["output_offset"],
         "act_min": fields["act_min"],
         "act_max": fields["act_max"],
-        "fast_requant": int(depthwise_fast_requant(fdata, fb, shifts)),
+        "fast_requant": int(fast),
         "bias": bname,
         "mult": fields["mult"],
         "shift": fields["shift"],
     })
+    g = {k: int(fields[k]) for k in ("k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_w", "in_w", "in_c")}
+    if fast and g["pad_w"] <= 1 and scratch.dw_pairs_shape_ok(
+            g["k_h"], g["k_w"], (g["stride_h"], g["stride_w"]), (g["dil_h"], g["dil_w"]), g["pad_w"], g["in_w"],
+            g["in_c"]):
+        # Paired rows through the padded window (th_dw_pairs.h), this layer's
+        # channel count and window row stride compiled in as immediates.
+        ctx.include("th_dw_pairs.h")
+        ctx.decls.append(scratch.scratch_decl(ctx.model))
+        full = (int(fields["act_min"]), int(fields["act_max"])) == (-128, 127)
+        name = f"{ctx.prefix}_dwpairs"
+        ctx.decls.append(f"TH_DW_PAIRS_DEFINE({name}, {g['in_c']}, {(g['in_w'] + 2) * g['in_c']}, "
+                         f"{'TH_RQ_FAST_SAT8' if full else 'TH_RQ_FAST'})")
+        dw["pairs"] = name
+        dw["win"] = "(int8_t *)th_scratch"
     p = ctx.params("th_dw_params", dw)
     return f"th_depthwise_conv2d_s8_dm1({p}, {ctx.ptr(inp, const=True)}, {wname}, {ctx.ptr(out)})"
 

@@ -1,0 +1,165 @@
+/* tinyhil builtin engine: DEPTHWISE_CONV_2D 3x3, stride 1, two output pixels at a
+ * time with the layer's geometry built into the code.
+ *
+ * th_depthwise_conv2d_s8_dm1 copies the three input rows an output row reads
+ * into a window padded with the input zero point (th_dw_params.win), so every
+ * pixel is an interior one, and hands the row to the layer's pairs function.
+ * The generator defines that function per layer with TH_DW_PAIRS_DEFINE: the
+ * channel count CH and the window row stride RS are constants, so every tap
+ * of both pixels is an immediate offset from one pointer, and on DSP cores
+ * the inner block is assembly that keeps both pixels' accumulators for four
+ * channels (8 registers) beside the widened input and weight words, in a
+ * small out-of-line function per layer (inlined into the row loop, with all
+ * 14 registers taken, gcc 12 could not always place it).
+ *
+ * Per group of four channels and per kernel row: three weight words and six
+ * input words (pixel A's three columns, pixel B's three, one apart), each
+ * loaded and split by SXTB16 into halfword pairs, and 24 SMLABB/SMLATT: 45
+ * instructions per 24 MACs. One pixel at a time took 90 per 36 MACs plus
+ * address arithmetic. Same integers as th_depthwise_conv2d_s8_dm1's other
+ * paths (the weights and folded bias are the same arrays).
+ */
+#ifndef TH_DW_PAIRS_H
+#define TH_DW_PAIRS_H
+
+#include "th_depthwise.h"
+#include "th_requant.h"
+#include "th_simd.h"
+
+#define TH_DWP_STR_(x) #x
+#define TH_DWP_STR(x) TH_DWP_STR_(x)
+
+#if TH_SIMD_DSP
+/* One kernel row R (weights at byte 12 R of the group's 36) of both pixels. */
+#define TH_DWP_ROW_ASM(R)                                                               \
+    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R) "]\n\t"                                      \
+    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
+    "sxtb16 %[we], %[we]\n\t"                                                           \
+    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 0 * %c[ch])]\n\t"                                                  \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
+    "sxtb16 %[xe], %[xe]\n\t"                                                           \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
+    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
+    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
+    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 1 * %c[ch])]\n\t"                                                  \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
+    "sxtb16 %[xe], %[xe]\n\t"                                                           \
+    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
+    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
+    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
+    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"                                             \
+    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R + 4) "]\n\t"                                      \
+    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
+    "sxtb16 %[we], %[we]\n\t"                                                           \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
+    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
+    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
+    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 2 * %c[ch])]\n\t"                                                  \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
+    "sxtb16 %[xe], %[xe]\n\t"                                                           \
+    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
+    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
+    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
+    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"                                             \
+    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R + 8) "]\n\t"                                      \
+    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
+    "sxtb16 %[we], %[we]\n\t"                                                           \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
+    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
+    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
+    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 3 * %c[ch])]\n\t"                                                  \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
+    "sxtb16 %[xe], %[xe]\n\t"                                                           \
+    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
+    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
+    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
+    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"
+#endif
+
+/* Both pixels' sums for one group of four channels into acc[0..3] (pixel A)
+ * and acc[4..7] (pixel B), from the group's bias: q points at pixel A's
+ * window column 0 (row 0) for the group, pixel B is CH bytes on; w at the
+ * group's 9 weight words. The column
+ * order above (A's column kx against weight kx, then B's column kx + 1 against
+ * the same weight) reuses A's column kx + 1 for B's kx: four input loads per
+ * row, not six. */
+static inline __attribute__((always_inline)) void th_dwp_group(const int8_t *q, const int8_t *w,
+                                                               const int32_t *bias, int32_t *acc,
+                                                               const int32_t CH, const int32_t RS) {
+    int32_t *const a = acc, *const b = acc + 4;
+#if TH_SIMD_DSP
+    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    uint32_t xe, xo, we, wo;
+    __asm__("" TH_DWP_ROW_ASM(0) TH_DWP_ROW_ASM(1) TH_DWP_ROW_ASM(2)
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
+              [b2] "+r"(b2), [b3] "+r"(b3), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we), [wo] "=&r"(wo)
+            : [q] "r"(q), [w] "r"(w), [ch] "i"(CH), [rs] "i"(RS)
+            : "memory");
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+    b[0] = b0, b[1] = b1, b[2] = b2, b[3] = b3;
+#else
+    for (int32_t j = 0; j < 4; ++j) {
+        a[j] = b[j] = bias[j];
+    }
+    for (int32_t r = 0; r < 3; ++r) {
+        for (int32_t kx = 0; kx < 3; ++kx) {
+            const uint32_t wv = th_read_s8x4(w + 12 * r + 4 * kx);
+            const uint32_t xa = th_read_s8x4(q + r * RS + kx * CH);
+            const uint32_t xb = th_read_s8x4(q + r * RS + (kx + 1) * CH);
+            for (int32_t i = 0; i < 4; ++i) {
+                const int32_t wi = (int8_t)(wv >> (8 * i));
+                a[i] += (int8_t)(xa >> (8 * i)) * wi;
+                b[i] += (int8_t)(xb >> (8 * i)) * wi;
+            }
+        }
+    }
+#endif
+}
+
+/* `pairs` pixel pairs along a window row: pixel 2k at win + 2k CH (its window
+ * column 0), outputs to out (2 CH bytes per pair). MODE: TH_RQ_FAST_SAT8 or
+ * TH_RQ_FAST (the generator uses this path for the fast requantization only). */
+typedef void (*th_dwp_group_fn)(const int8_t *q, const int8_t *w, const int32_t *bias, int32_t *acc);
+
+static inline __attribute__((always_inline)) void th_dwp_run(const th_dw_params *p, const int8_t *win,
+                                                             int32_t pairs, const int8_t *filter, int8_t *out,
+                                                             const int32_t CH, const int32_t MODE,
+                                                             th_dwp_group_fn group) {
+    const int32_t k = 1 + 2 * p->output_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    for (int32_t i = 0; i < pairs; ++i, win += 2 * CH, out += 2 * CH) {
+        const int8_t *w = filter;
+        for (int32_t c = 0; c < CH; c += 4, w += 36) {
+            int32_t acc[8];
+            const int32_t *const a = acc, *const b = acc + 4;
+            group(win + c, w, p->bias + c, acc);
+            for (int32_t j = 0; j < 4; ++j) {
+                const int32_t m = p->mult[c + j], s = p->shift[c + j];
+                if (MODE == TH_RQ_FAST_SAT8) {
+                    out[c + j] = th_requant_fast_sat8(a[j], m, s, k);
+                    out[CH + c + j] = th_requant_fast_sat8(b[j], m, s, k);
+                } else {
+                    out[c + j] = th_clamp_s8(th_requant_fast(a[j], m, s, k), lo, hi);
+                    out[CH + c + j] = th_clamp_s8(th_requant_fast(b[j], m, s, k), lo, hi);
+                }
+            }
+        }
+    }
+}
+
+/* A layer's pairs function (th_dw_params.pairs), CH and RS literal constants. */
+#define TH_DW_PAIRS_DEFINE(NAME, CH, RS, MODE)                                                      \
+    static __attribute__((noinline)) void NAME##_group(const int8_t *q, const int8_t *w,           \
+                                                       const int32_t *bias, int32_t *acc) {         \
+        th_dwp_group(q, w, bias, acc, (CH), (RS));                                                  \
+    }                                                                                               \
+    static void NAME(const th_dw_params *p, const int8_t *win, int32_t pairs, const int8_t *filter, \
+                     int8_t *out) {                                                                 \
+        th_dwp_run(p, win, pairs, filter, out, (CH), (MODE), NAME##_group);                         \
+    }
+
+#endif /* TH_DW_PAIRS_H */

@@ -129,16 +129,19 @@ static inline __attribute__((always_inline)) void th_dwp_run(const th_dw_params 
                                                              int32_t pairs, const int8_t *filter, int8_t *out,
                                                              const int32_t CH, const int32_t MODE,
                                                              th_dwp_group_fn group) {
+    /* Fields into locals: an int8 store may alias anything, so a field read
+     * through p would be reloaded after every output. */
     const int32_t k = 1 + 2 * p->output_offset;
     const int32_t lo = p->act_min, hi = p->act_max;
+    const int32_t *const bias = p->bias, *const mult = p->mult, *const shift = p->shift;
     for (int32_t i = 0; i < pairs; ++i, win += 2 * CH, out += 2 * CH) {
         const int8_t *w = filter;
         for (int32_t c = 0; c < CH; c += 4, w += 36) {
             int32_t acc[8];
             const int32_t *const a = acc, *const b = acc + 4;
-            group(win + c, w, p->bias + c, acc);
+            group(win + c, w, bias + c, acc);
             for (int32_t j = 0; j < 4; ++j) {
-                const int32_t m = p->mult[c + j], s = p->shift[c + j];
+                const int32_t m = mult[c + j], s = shift[c + j];
                 if (MODE == TH_RQ_FAST_SAT8) {
                     out[c + j] = th_requant_fast_sat8(a[j], m, s, k);
                     out[CH + c + j] = th_requant_fast_sat8(b[j], m, s, k);

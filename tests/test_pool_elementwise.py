@@ -64,6 +64,24 @@ def test_pool_activation_and_zero_points(tmp_path: Path, op: str, act: str, zp: 
     check_synthetic(_pool_model(op, (7, 7), (3, 3), (2, 2), "SAME", act=act, zp=zp), tmp_path)
 
 
+@pytest.mark.parametrize("case", sorted(POOL_CASES))
+def test_avg_pool_four_channels_a_word(tmp_path: Path, case: str) -> None:
+    """depth % 4 == 0 sums four channels per word in 16-bit lanes (SXTAB16)."""
+    in_hw, filt, stride, padding = POOL_CASES[case]
+    check_synthetic(_pool_model("AVERAGE_POOL_2D", in_hw, filt, stride, padding, channels=8, batches=2),
+                    tmp_path, name=case)
+
+
+@pytest.mark.parametrize("window", [(15, 17), (16, 16)])
+@pytest.mark.parametrize("zp", [-128, 127])
+def test_avg_pool_lane_sums_at_their_limit(tmp_path: Path, window: tuple[int, int], zp: int) -> None:
+    """255 inputs of -128 (or 127) sum to -32,640 (32,385): the most a 16-bit lane holds;
+    a 256-input window takes the 32-bit path. Inputs pinned to one extreme by a
+    zero point at the other end and random samples around it."""
+    check_synthetic(_pool_model("AVERAGE_POOL_2D", window, window, (1, 1), "VALID", zp=zp, channels=12),
+                    tmp_path, count=8)
+
+
 def test_avg_pool_large_window_rounding(tmp_path: Path) -> None:
     """Big windows: sums far from zero, both signs, many distinct counts at the borders."""
     check_synthetic(_pool_model("AVERAGE_POOL_2D", (13, 11), (6, 5), (1, 1), "SAME", zp=-128,

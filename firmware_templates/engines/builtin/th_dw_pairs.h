@@ -30,53 +30,28 @@
 #define TH_DWP_STR(x) TH_DWP_STR_(x)
 
 #if TH_SIMD_DSP
-/* One kernel row R (weights at byte 12 R of the group's 36) of both pixels. */
-#define TH_DWP_ROW_ASM(R)                                                               \
-    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R) "]\n\t"                                      \
-    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
-    "sxtb16 %[we], %[we]\n\t"                                                           \
-    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 0 * %c[ch])]\n\t"                                                  \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
-    "sxtb16 %[xe], %[xe]\n\t"                                                           \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
-    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
-    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
-    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 1 * %c[ch])]\n\t"                                                  \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
-    "sxtb16 %[xe], %[xe]\n\t"                                                           \
-    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
-    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
-    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
-    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"                                             \
-    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R + 4) "]\n\t"                                      \
-    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
-    "sxtb16 %[we], %[we]\n\t"                                                           \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
-    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
-    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
-    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 2 * %c[ch])]\n\t"                                                  \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
-    "sxtb16 %[xe], %[xe]\n\t"                                                           \
-    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
-    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
-    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
-    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"                                             \
-    "ldr %[we], [%[w], #" TH_DWP_STR(12 * R + 8) "]\n\t"                                      \
-    "sxtb16 %[wo], %[we], ror #8\n\t"                                                   \
-    "sxtb16 %[we], %[we]\n\t"                                                           \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                             \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                             \
-    "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"                                             \
-    "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"                                             \
-    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + 3 * %c[ch])]\n\t"                                                  \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                   \
-    "sxtb16 %[xe], %[xe]\n\t"                                                           \
-    "smlabb %[b0], %[xe], %[we], %[b0]\n\t"                                             \
-    "smlatt %[b2], %[xe], %[we], %[b2]\n\t"                                             \
-    "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"                                             \
-    "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"
+/* A weight word at byte OFF of the group's 36, split into (w0, w2) and (w1, w3). */
+#define TH_DWP_LDW(OFF)                                \
+    "ldr %[we], [%[w], #" TH_DWP_STR(OFF) "]\n\t"       \
+    "sxtb16 %[wo], %[we], ror #8\n\t"                  \
+    "sxtb16 %[we], %[we]\n\t"
+/* The input word of window row R, column J (pixel A's column 0 is column 0). */
+#define TH_DWP_LDX(R, J)                                                              \
+    "ldr %[xe], [%[q], #(" TH_DWP_STR(R) " * %c[rs] + " TH_DWP_STR(J) " * %c[ch])]\n\t" \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                 \
+    "sxtb16 %[xe], %[xe]\n\t"
+/* The four channels' products of the current input and weight words into P's sums. */
+#define TH_DWP_MAC(P)                                    \
+    "smlabb %[" P "0], %[xe], %[we], %[" P "0]\n\t"       \
+    "smlatt %[" P "2], %[xe], %[we], %[" P "2]\n\t"       \
+    "smlabb %[" P "1], %[xo], %[wo], %[" P "1]\n\t"       \
+    "smlatt %[" P "3], %[xo], %[wo], %[" P "3]\n\t"
+/* One kernel row R of both pixels: weight kx meets pixel A's column kx and pixel
+ * B's column kx + 1, which is pixel A's next column, still in registers. */
+#define TH_DWP_ROW_ASM(R)                                                          \
+    TH_DWP_LDW(12 * R) TH_DWP_LDX(R, 0) TH_DWP_MAC("a") TH_DWP_LDX(R, 1) TH_DWP_MAC("b") \
+    TH_DWP_LDW(12 * R + 4) TH_DWP_MAC("a") TH_DWP_LDX(R, 2) TH_DWP_MAC("b")               \
+    TH_DWP_LDW(12 * R + 8) TH_DWP_MAC("a") TH_DWP_LDX(R, 3) TH_DWP_MAC("b")
 #endif
 
 /* Both pixels' sums for one group of four channels into acc[0..3] (pixel A)

@@ -41,16 +41,21 @@ static inline int32_t th_smmulr(int32_t a, int32_t b) {
  * ((y >> (e - 1)) + 1) >> 1 with y = x - (x < 0); e - 1 = ~shift, and
  * k = 1 + 2 * output_offset carries the offset through the last shift.
  */
-static inline int32_t th_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
+/* Before the last halving, with the shift given as s = -shift - 1 (its bit
+ * complement); acc is doubled modulo 2^32: only a zero multiplier's
+ * accumulator may wrap (requant.py). */
+static inline int32_t th_requant_fast_s2(int32_t acc, int32_t mult, int32_t s, int32_t k) {
     const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
-    return (((x + (x >> 31)) >> ~shift) + k) >> 1;
+    return ((x + (x >> 31)) >> s) + k;
 }
 
-/* th_requant_fast with the shift given as s = -shift - 1 (its bit complement). */
+static inline int32_t th_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
+    return th_requant_fast_s2(acc, mult, ~shift, k) >> 1;
+}
+
+/* th_requant_fast with the shift given as s = -shift - 1. */
 static inline int32_t th_requant_fast_s(int32_t acc, int32_t mult, int32_t s, int32_t k) {
-    /* Doubled modulo 2^32: only a zero multiplier's accumulator may wrap (requant.py). */
-    const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
-    return (((x + (x >> 31)) >> s) + k) >> 1;
+    return th_requant_fast_s2(acc, mult, s, k) >> 1;
 }
 
 /* Saturate to int8 (SSAT #8 on DSP cores). */
@@ -79,13 +84,11 @@ static inline int8_t th_ssat8_half(int32_t v) {
 
 /* th_ssat8(th_requant_fast(...)) and the same for th_requant_fast_s. */
 static inline int8_t th_requant_fast_sat8(int32_t acc, int32_t mult, int32_t shift, int32_t k) {
-    const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
-    return th_ssat8_half(((x + (x >> 31)) >> ~shift) + k);
+    return th_ssat8_half(th_requant_fast_s2(acc, mult, ~shift, k));
 }
 
 static inline int8_t th_requant_fast_s_sat8(int32_t acc, int32_t mult, int32_t s, int32_t k) {
-    const int32_t x = th_smmulr((int32_t)((uint32_t)acc << 1), mult);
-    return th_ssat8_half(((x + (x >> 31)) >> s) + k);
+    return th_ssat8_half(th_requant_fast_s2(acc, mult, s, k));
 }
 
 /* Requantization modes (requant.py). */

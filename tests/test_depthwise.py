@@ -136,24 +136,27 @@ def _pairs_defined(raw: bytes, tmp_path: Path) -> list[str]:
 
 
 def test_paired_rows_where_the_geometry_fits_immediates(tmp_path: Path) -> None:
-    """3x3 stride-1 layers with channels % 4 == 0 get a pairs function with their channel
-    count and window row stride (in_w + 2 pixels) compiled in; stride 2, 6 channels, or a
-    window row whose taps are out of LDR immediate reach (2 RS + 3 CH >= 4096) keep the
-    one-pixel paths, and every case equals TFLM."""
+    """3x3 layers of stride 1 or 2 with channels % 4 == 0 get a pairs function with their
+    channel count, window row stride (in_w + 2 pixels) and stride compiled in; stride
+    (2, 1), 6 channels, or a window row whose taps are out of LDR immediate reach
+    (2 RS + (2 + stride) CH >= 4096) keep the one-pixel paths; every case equals TFLM."""
     fits = _model(DW, in_shape=(1, 5, 9, 16))
-    assert _pairs_defined(fits, tmp_path) == ["TH_DW_PAIRS_DEFINE(th_op0_dwpairs, 16, 176, TH_RQ_FAST_SAT8)"]
+    assert _pairs_defined(fits, tmp_path) == ["TH_DW_PAIRS_DEFINE(th_op0_dwpairs, 16, 176, 1, TH_RQ_FAST_SAT8)"]
     relu = _model(DW, in_shape=(1, 5, 9, 16), act="RELU6")
     assert [ln.split(", ")[-1] for ln in _pairs_defined(relu, tmp_path)] == ["TH_RQ_FAST)"]
+    strided = _model(DW, in_shape=(1, 9, 11, 8), stride=(2, 2))
+    assert _pairs_defined(strided, tmp_path) == ["TH_DW_PAIRS_DEFINE(th_op0_dwpairs, 8, 104, 2, TH_RQ_FAST_SAT8)"]
     too_wide = _model(DW, in_shape=(1, 4, 62, 32))  # RS = 64 * 32: the bottom taps are past 4095
-    for raw in (_model(DW, in_shape=(1, 9, 11, 8), stride=(2, 2)), _model(DW, in_shape=(1, 9, 11, 6)), too_wide):
+    for raw in (_model(DW, in_shape=(1, 9, 11, 8), stride=(2, 1)), _model(DW, in_shape=(1, 9, 11, 6)), too_wide):
         assert _pairs_defined(raw, tmp_path) == []
-    for raw in (fits, relu, too_wide):
+    for raw in (fits, relu, strided, too_wide):
         _check(raw, tmp_path)
 
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("case", ["3x3-stride1", "3x3-full-range", "3x3-stride2-exact", "5x5-tail",
-                                  "pairs-valid-odd-batches", "pairs-relu6-odd"])
+                                  "pairs-valid-odd-batches", "pairs-relu6-odd", "pairs-stride2-even",
+                                  "pairs-stride2-odd-valid"])
 def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple[str, str],
                                                 case: str) -> None:
     """The SXTB16/SMLAxy/SMMULR code only runs on a DSP core: check it there."""
@@ -172,6 +175,9 @@ def test_dsp_paths_on_qemu_cortex_m4_match_tflm(tmp_path: Path, arm_tools: tuple
         # pixel alone), two batches; then a clamp narrower than int8.
         "pairs-valid-odd-batches": lambda: _model(DW, in_shape=(2, 6, 9, 16), padding="VALID"),
         "pairs-relu6-odd": lambda: _model(DW, in_shape=(1, 7, 7, 24), act="RELU6"),
+        # Stride 2: an even input (SAME pads only after), an odd one with VALID.
+        "pairs-stride2-even": lambda: _model(DW, in_shape=(1, 8, 12, 16), stride=(2, 2)),
+        "pairs-stride2-odd-valid": lambda: _model(DW, in_shape=(2, 9, 11, 8), stride=(2, 2), padding="VALID"),
     }[case]()
     path = tmp_path / f"dw_{case}.tflite"
     path.write_bytes(raw)

@@ -276,6 +276,14 @@ def test_conv_without_bias_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple
                        tmp_path)
 
 
+@pytest.mark.qemu
+def test_pointwise_on_qemu_matches_tflm(tmp_path: Path, arm_tools: tuple[str, str]) -> None:
+    """1x1, stride 1: columns filled straight from input pixels n, n + 1, n + 2 (no
+    geometry), two batches of 35 pixels (the last pass has one real pixel)."""
+    _qemu_matches_tflm(conv_model("CONV_2D", in_shape=(2, 5, 7, 8), kernel=(1, 1), out_c=10), "cortex-m4",
+                       tmp_path)
+
+
 def _qemu_matches_tflm(raw: bytes, target_name: str, tmp_path: Path) -> None:
     from harness.build import build_firmware
     from harness.targets import find_target

@@ -459,12 +459,23 @@ th_status th_conv2d_s8(const th_conv_params *p, const int8_t *input, const int8_
     }
     /* The pad entries [K, kp) are never written by th_im2col. */
     memset(col, 0, (size_t)(TH_CONV_SLOTS * kp) * sizeof(int16_t));
+    /* A pointwise, stride-1, unpadded conv over whole words: output pixel n reads
+     * input pixel n, so the column fill needs no geometry (th_im2col's per-pixel
+     * divisions and window checks cost about as much as its copy there). */
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+                          p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w &&
+                          (p->in_c & 3) == 0 && th_conv_patch_row(p) == p->in_c;
+    const uint32_t off2 = th_dup16(p->input_offset);
     for (int32_t px = 0; px < pixels; px += TH_CONV_SLOTS) {
         /* Past the last pixel a slot repeats it: its results land on the same bytes. */
         int8_t *out[TH_CONV_SLOTS];
         for (int32_t sl = 0; sl < TH_CONV_SLOTS; ++sl) {
             const int32_t n = TH_MIN(px + sl, pixels - 1);
-            th_im2col(p, input, n, col, sl);
+            if (pointwise) {
+                th_col_words(col + (sl << 2), input + n * p->in_c, p->in_c, off2);
+            } else {
+                th_im2col(p, input, n, col, sl);
+            }
             out[sl] = output + n * out_c;
         }
         th_conv_pixels(p, col, filter, bias, out, kp);

@@ -302,8 +302,8 @@ static void th_dw_copy_words(int8_t *dst, const int8_t *src, int32_t n) {
     memcpy(dst, src, (size_t)n);
 }
 
-/* Stride 1, 3x3: each output row through the padded window, two pixels at a
- * time (th_dw_pairs.h); an odd last pixel through the one-pixel run. */
+/* 3x3, stride 1 or 2: each output row through the padded window, two pixels
+ * at a time (th_dw_pairs.h); an odd last pixel through the one-pixel run. */
 static void th_dw_rows_paired(const th_dw_params *p, const int8_t *input, const int8_t *filter,
                               int8_t *output, int mode) {
     const int32_t ch = p->channels;
@@ -322,7 +322,7 @@ static void th_dw_rows_paired(const th_dw_params *p, const int8_t *input, const 
         const int8_t *in_b = input + b * p->in_h * row;
         for (int32_t oy = 0; oy < p->out_h; ++oy, out += p->out_w * ch) {
             for (int32_t r = 0; r < 3; ++r) {
-                const int32_t iy = oy - p->pad_h + r;
+                const int32_t iy = oy * p->stride_h - p->pad_h + r;
                 int8_t *dst = win + r * wrow + ch;
                 if (iy >= 0 && iy < p->in_h) {
                     th_dw_copy_words(dst, in_b + iy * row, row);
@@ -333,10 +333,11 @@ static void th_dw_rows_paired(const th_dw_params *p, const int8_t *input, const 
             p->pairs(p, x0, pairs, filter, out);
             if (p->out_w & 1) {
                 const int32_t ox = p->out_w - 1;
+                const int8_t *x = x0 + ox * p->stride_w * ch;
                 if (mode == TH_DW_FAST_FULL) {
-                    th_dw_run_3x3_full(p, x0 + ox * ch, ch, 1, wrow, filter, out + ox * ch);
+                    th_dw_run_3x3_full(p, x, ch, 1, wrow, filter, out + ox * ch);
                 } else {
-                    th_dw_run_3x3_fast(p, x0 + ox * ch, ch, 1, wrow, filter, out + ox * ch);
+                    th_dw_run_3x3_fast(p, x, ch, 1, wrow, filter, out + ox * ch);
                 }
             }
         }
@@ -362,7 +363,8 @@ th_status th_depthwise_conv2d_s8_dm1(const th_dw_params *p, const int8_t *input,
         return TH_ERROR;
     }
     if (p->pairs != 0) {
-        if (!unrolled || p->stride_h != 1 || p->stride_w != 1 || p->pad_w > 1 || p->win == 0 ||
+        if (!unrolled || p->stride_h != p->stride_w || p->stride_w < 1 || p->stride_w > 2 || p->pad_w > 1 ||
+            p->win == 0 ||
             ((uintptr_t)input & 3u) != 0 || ((uintptr_t)p->win & 3u) != 0) {
             return TH_ERROR;
         }

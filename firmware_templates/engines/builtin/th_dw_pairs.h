@@ -1,5 +1,5 @@
-/* tinyhil builtin engine: DEPTHWISE_CONV_2D 3x3, stride 1, two output pixels at a
- * time with the layer's geometry built into the code.
+/* tinyhil builtin engine: DEPTHWISE_CONV_2D 3x3, stride 1 or 2, two output
+ * pixels at a time with the layer's geometry built into the code.
  *
  * th_depthwise_conv2d_s8_dm1 copies the three input rows an output row reads
  * into a window padded with the input zero point (th_dw_params.win), so every
@@ -52,28 +52,39 @@
     TH_DWP_LDW(12 * R) TH_DWP_LDX(R, 0) TH_DWP_MAC("a") TH_DWP_LDX(R, 1) TH_DWP_MAC("b") \
     TH_DWP_LDW(12 * R + 4) TH_DWP_MAC("a") TH_DWP_LDX(R, 2) TH_DWP_MAC("b")               \
     TH_DWP_LDW(12 * R + 8) TH_DWP_MAC("a") TH_DWP_LDX(R, 3) TH_DWP_MAC("b")
+/* The same for stride 2: pixel B's column kx is pixel A's kx + 2, loaded apart. */
+#define TH_DWP_ROW2_ASM(R)                                                                        \
+    TH_DWP_LDW(12 * R) TH_DWP_LDX(R, 0) TH_DWP_MAC("a") TH_DWP_LDX(R, 2) TH_DWP_MAC("b")           \
+    TH_DWP_LDW(12 * R + 4) TH_DWP_LDX(R, 1) TH_DWP_MAC("a") TH_DWP_LDX(R, 3) TH_DWP_MAC("b")       \
+    TH_DWP_LDW(12 * R + 8) TH_DWP_LDX(R, 2) TH_DWP_MAC("a") TH_DWP_LDX(R, 4) TH_DWP_MAC("b")
 #endif
 
 /* Both pixels' sums for one group of four channels into acc[0..3] (pixel A)
  * and acc[4..7] (pixel B), from the group's bias: q points at pixel A's
- * window column 0 (row 0) for the group, pixel B is CH bytes on; w at the
- * group's 9 weight words. The column
+ * window column 0 (row 0) for the group, pixel B is S CH bytes on (S the
+ * stride, 1 or 2); w at the group's 9 weight words. The column
  * order above (A's column kx against weight kx, then B's column kx + 1 against
  * the same weight) reuses A's column kx + 1 for B's kx: four input loads per
  * row, not six. */
 static inline __attribute__((always_inline)) void th_dwp_group(const int8_t *q, const int8_t *w,
                                                                const int32_t *bias, int32_t *acc,
-                                                               const int32_t CH, const int32_t RS) {
+                                                               const int32_t CH, const int32_t RS,
+                                                               const int32_t S) {
     int32_t *const a = acc, *const b = acc + 4;
 #if TH_SIMD_DSP
     int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
     int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
     uint32_t xe, xo, we, wo;
-    __asm__("" TH_DWP_ROW_ASM(0) TH_DWP_ROW_ASM(1) TH_DWP_ROW_ASM(2)
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1),
-              [b2] "+r"(b2), [b3] "+r"(b3), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we), [wo] "=&r"(wo)
-            : [q] "r"(q), [w] "r"(w), [ch] "i"(CH), [rs] "i"(RS)
-            : "memory");
+#define TH_DWP_OPERANDS                                                                                     \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2), \
+      [b3] "+r"(b3), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we), [wo] "=&r"(wo)                          \
+    : [q] "r"(q), [w] "r"(w), [ch] "i"(CH), [rs] "i"(RS)
+    if (S == 1) {
+        __asm__("" TH_DWP_ROW_ASM(0) TH_DWP_ROW_ASM(1) TH_DWP_ROW_ASM(2) TH_DWP_OPERANDS);
+    } else {
+        __asm__("" TH_DWP_ROW2_ASM(0) TH_DWP_ROW2_ASM(1) TH_DWP_ROW2_ASM(2) TH_DWP_OPERANDS);
+    }
+#undef TH_DWP_OPERANDS
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
     b[0] = b0, b[1] = b1, b[2] = b2, b[3] = b3;
 #else
@@ -84,7 +95,7 @@ static inline __attribute__((always_inline)) void th_dwp_group(const int8_t *q, 
         for (int32_t kx = 0; kx < 3; ++kx) {
             const uint32_t wv = th_read_s8x4(w + 12 * r + 4 * kx);
             const uint32_t xa = th_read_s8x4(q + r * RS + kx * CH);
-            const uint32_t xb = th_read_s8x4(q + r * RS + (kx + 1) * CH);
+            const uint32_t xb = th_read_s8x4(q + r * RS + (kx + S) * CH);
             for (int32_t i = 0; i < 4; ++i) {
                 const int32_t wi = (int8_t)(wv >> (8 * i));
                 a[i] += (int8_t)(xa >> (8 * i)) * wi;
@@ -102,14 +113,14 @@ typedef void (*th_dwp_group_fn)(const int8_t *q, const int8_t *w, const int32_t 
 
 static inline __attribute__((always_inline)) void th_dwp_run(const th_dw_params *p, const int8_t *win,
                                                              int32_t pairs, const int8_t *filter, int8_t *out,
-                                                             const int32_t CH, const int32_t MODE,
-                                                             th_dwp_group_fn group) {
+                                                             const int32_t CH, const int32_t S,
+                                                             const int32_t MODE, th_dwp_group_fn group) {
     /* Fields into locals: an int8 store may alias anything, so a field read
      * through p would be reloaded after every output. */
     const int32_t k = 1 + 2 * p->output_offset;
     const int32_t lo = p->act_min, hi = p->act_max;
     const int32_t *const bias = p->bias, *const mult = p->mult, *const shift = p->shift;
-    for (int32_t i = 0; i < pairs; ++i, win += 2 * CH, out += 2 * CH) {
+    for (int32_t i = 0; i < pairs; ++i, win += 2 * S * CH, out += 2 * CH) {
         const int8_t *w = filter;
         for (int32_t c = 0; c < CH; c += 4, w += 36) {
             int32_t acc[8];
@@ -130,14 +141,14 @@ static inline __attribute__((always_inline)) void th_dwp_run(const th_dw_params 
 }
 
 /* A layer's pairs function (th_dw_params.pairs), CH and RS literal constants. */
-#define TH_DW_PAIRS_DEFINE(NAME, CH, RS, MODE)                                                      \
+#define TH_DW_PAIRS_DEFINE(NAME, CH, RS, S, MODE)                                                      \
     static __attribute__((noinline)) void NAME##_group(const int8_t *q, const int8_t *w,           \
                                                        const int32_t *bias, int32_t *acc) {         \
-        th_dwp_group(q, w, bias, acc, (CH), (RS));                                                  \
+        th_dwp_group(q, w, bias, acc, (CH), (RS), (S));                                                  \
     }                                                                                               \
     static void NAME(const th_dw_params *p, const int8_t *win, int32_t pairs, const int8_t *filter, \
                      int8_t *out) {                                                                 \
-        th_dwp_run(p, win, pairs, filter, out, (CH), (MODE), NAME##_group);                         \
+        th_dwp_run(p, win, pairs, filter, out, (CH), (S), (MODE), NAME##_group);                         \
     }
 
 #endif /* TH_DW_PAIRS_H */

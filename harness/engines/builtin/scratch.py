@@ -48,12 +48,12 @@ def dw_window_bytes(in_w: int, channels: int) -> int:
 
 def dw_pairs_shape_ok(k_h: int, k_w: int, stride: tuple[int, int], dilation: tuple[int, int], pad_w: int,
                       in_w: int, channels: int) -> bool:
-    """Whether a depthwise layer's shape suits the paired rows: 3x3, stride 1, dilation 1,
-    channels % 4 == 0, pad_w <= 1, and every tap an LDR immediate (< 4096) from the
-    window's first byte."""
+    """Whether a depthwise layer's shape suits the paired rows: 3x3, stride 1 or 2 (both
+    ways), dilation 1, channels % 4 == 0, pad_w <= 1, and every tap of both pixels an
+    LDR immediate (< 4096) from the window's first byte."""
     rs = (in_w + 2) * channels
-    return ((k_h, k_w) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and channels % 4 == 0
-            and pad_w <= 1 and 2 * rs + 3 * channels < 4096)
+    return ((k_h, k_w) == (3, 3) and stride in ((1, 1), (2, 2)) and dilation == (1, 1)
+            and channels % 4 == 0 and pad_w <= 1 and 2 * rs + (2 + stride[1]) * channels < 4096)
 
 
 def scratch_bytes(model: Model, isa: str = "") -> int:

@@ -353,7 +353,7 @@ def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
         full = (int(fields["act_min"]), int(fields["act_max"])) == (-128, 127)
         name = f"{ctx.prefix}_dwpairs"
         ctx.decls.append(f"TH_DW_PAIRS_DEFINE({name}, {g['in_c']}, {(g['in_w'] + 2) * g['in_c']}, "
-                         f"{'TH_RQ_FAST_SAT8' if full else 'TH_RQ_FAST'})")
+                         f"{g['stride_w']}, {'TH_RQ_FAST_SAT8' if full else 'TH_RQ_FAST'})")
         dw["pairs"] = name
         dw["win"] = "(int8_t *)th_scratch"
     p = ctx.params("th_dw_params", dw)

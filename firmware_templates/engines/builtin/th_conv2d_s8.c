@@ -251,6 +251,29 @@ static __attribute__((noinline)) void th_conv_requant(const th_conv_params *p, c
     "smlad %[a12], %[t1], %[xa], %[a12]\n\t"               \
     "smlad %[a12], %[w1], %[xb], %[a12]\n\t"
 
+/* A channel pair's six sums (label 2: starts a pair, the caller's code after
+ * it ends one): the bias pair (from the stack pointer bp) into the three
+ * pixels' accumulators, the columns from col, then the groups until w_end. */
+#define TH_CONV_PAIR_SUMS_ASM                   \
+    "2:\n\t"                                    \
+    "ldr %[t0], %[bp]\n\t"                      \
+    "ldrd %[a00], %[a10], [%[t0]], #8\n\t"      \
+    "str %[t0], %[bp]\n\t"                      \
+    "mov %[a01], %[a00]\n\t"                    \
+    "mov %[a02], %[a00]\n\t"                    \
+    "mov %[a11], %[a10]\n\t"                    \
+    "mov %[a12], %[a10]\n\t"                    \
+    "ldr %[x], %[col]\n\t"                      \
+    "ldr %[t0], %[wstep]\n\t"                   \
+    "add %[t0], %[w], %[t0]\n\t"                \
+    "str %[t0], %[w_end]\n\t"                   \
+    "1:\n\t"                                    \
+    TH_CONV_GROUP_ASM                           \
+    TH_CONV_GROUP_ASM                           \
+    "ldr %[xa], %[w_end]\n\t"                   \
+    "cmp %[w], %[xa]\n\t"                       \
+    "bne 1b\n\t"
+
 /* One sum requantized with the int8 clamp (th_requant_fast_s_sat8): M, S the
  * channel's multiplier and -shift - 1, k in t1. */
 #define TH_CONV_RQ_ASM(A, M, S)                              \
@@ -280,24 +303,7 @@ static const int8_t *th_conv_pairs_sat8(const th_conv_params *p, const int16_t *
     const int16_t *x;
     uint32_t xa, xb, w0, w1, t0, t1;
     __asm__ volatile(
-        "2:\n\t"
-        "ldr %[t0], %[bp]\n\t"
-        "ldrd %[a00], %[a10], [%[t0]], #8\n\t"
-        "str %[t0], %[bp]\n\t"
-        "mov %[a01], %[a00]\n\t"
-        "mov %[a02], %[a00]\n\t"
-        "mov %[a11], %[a10]\n\t"
-        "mov %[a12], %[a10]\n\t"
-        "ldr %[x], %[col]\n\t"
-        "ldr %[t0], %[wstep]\n\t"
-        "add %[t0], %[w], %[t0]\n\t"
-        "str %[t0], %[w_end]\n\t"
-        "1:\n\t"
-        TH_CONV_GROUP_ASM
-        TH_CONV_GROUP_ASM
-        "ldr %[xa], %[w_end]\n\t"
-        "cmp %[w], %[xa]\n\t"
-        "bne 1b\n\t"
+        TH_CONV_PAIR_SUMS_ASM
         "ldr %[t0], %[rqp]\n\t"
         "ldrd %[w0], %[w1], [%[t0]], #8\n\t"
         "ldrd %[xa], %[xb], [%[t0]], #8\n\t"
@@ -365,24 +371,7 @@ static void th_conv_pixels(const th_conv_params *p, const int16_t *col, const in
         const int16_t *x;
         uint32_t xa, xb, w0, w1, t0, t1;
         __asm__ volatile(
-            "2:\n\t"
-            "ldr %[t0], %[bp]\n\t"
-            "ldrd %[a00], %[a10], [%[t0]], #8\n\t"
-            "str %[t0], %[bp]\n\t"
-            "mov %[a01], %[a00]\n\t"
-            "mov %[a02], %[a00]\n\t"
-            "mov %[a11], %[a10]\n\t"
-            "mov %[a12], %[a10]\n\t"
-            "ldr %[x], %[col]\n\t"
-            "ldr %[t0], %[wstep]\n\t"
-            "add %[t0], %[w], %[t0]\n\t"
-            "str %[t0], %[w_end]\n\t"
-            "1:\n\t"
-            TH_CONV_GROUP_ASM
-            TH_CONV_GROUP_ASM
-            "ldr %[xa], %[w_end]\n\t"
-            "cmp %[w], %[xa]\n\t"
-            "bne 1b\n\t"
+            TH_CONV_PAIR_SUMS_ASM
             "ldr %[t0], %[ap]\n\t"
             "strd %[a00], %[a01], [%[t0]], #8\n\t"
             "strd %[a02], %[a10], [%[t0]], #8\n\t"

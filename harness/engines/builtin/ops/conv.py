@@ -343,7 +343,7 @@ def _depthwise_dm1(ctx: LowerContext, fields: dict[str, int | str],
         "shift": fields["shift"],
     })
     g = {k: int(fields[k]) for k in ("k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_w", "in_w", "in_c")}
-    if fast and g["pad_w"] <= 1 and scratch.dw_pairs_shape_ok(
+    if fast and scratch.dw_pairs_shape_ok(
             g["k_h"], g["k_w"], (g["stride_h"], g["stride_w"]), (g["dil_h"], g["dil_w"]), g["pad_w"], g["in_w"],
             g["in_c"]):
         # Paired rows through the padded window (th_dw_pairs.h), this layer's
